@@ -1,0 +1,5 @@
+# Third-party libraries, all from Debian -dev packages.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(OpenSSL 3 REQUIRED)

@@ -1,0 +1,10 @@
+/* herald: subcommand dispatch. */
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    puts("herald");
+    return 0;
+}

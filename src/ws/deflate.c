@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int hr_placeholder_deflate_t;
