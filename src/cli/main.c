@@ -1,10 +1,39 @@
-/* herald: subcommand dispatch. */
+/* herald: subcommand dispatch only. Exit codes: 0 success, 1 runtime failure (cannot
+ * listen, ...), 2 usage error (unknown command, option or value). */
 #include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "herald/version.h"
+
+static void usage(FILE *out)
+{
+    fputs("usage: herald <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  serve        run the server (echo at /ws, broadcast at /broadcast)\n"
+          "\n"
+          "  herald --help, herald --version, herald serve --help\n",
+          out);
+}
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    puts("herald");
-    return 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("herald %s\n", HR_VERSION_STRING);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return hr_cmd_serve(argc - 1, argv + 1);
+    fprintf(stderr, "herald: unknown command '%s' (see herald --help)\n", cmd);
+    return 2;
 }

@@ -37,7 +37,7 @@ void hr_http_accept_key(const char *key, size_t key_len, char out[29]);
 /*
  * Origin policy. patterns[0..n) are from --allowed-origins; each is "*" (any origin),
  * or a glob where '*' matches any run of characters, matched case-insensitively
- * against the whole origin ("https://*.example.com") or, for a pattern without "://",
+ * against the whole origin ("https://app-*.example.com") or, for a pattern without "://",
  * against the origin's host[:port] ("*.example.com", "localhost:3000").
  * With n == 0 the default applies: a request without Origin, and an Origin whose
  * host[:port] equals the Host header, are allowed; any other is not.

@@ -11,8 +11,8 @@
 
 /*
  * Feeds data[0..len) to fn in chunks: first the whole input, then every split into two
- * pieces at each byte boundary, then one byte at a time. fn receives (ctx, chunk,
- * chunk_len, is_first_chunk) and reset is called before each full pass so the test can
+ * pieces at each byte boundary, then one byte at a time. feed receives (ctx, chunk,
+ * chunk_len); reset is called before each full pass so the test can
  * start its state over; after each pass check is called to assert the result.
  * A test written with it checks that a codec's verdict does not depend on how the bytes
  * arrived (wslay's scripted_data_feed).

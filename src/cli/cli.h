@@ -1,0 +1,7 @@
+#ifndef HR_CLI_CLI_H
+#define HR_CLI_CLI_H
+
+/* Subcommands; each gets argv with argv[0] the subcommand name; returns the exit code. */
+int hr_cmd_serve(int argc, char **argv);
+
+#endif

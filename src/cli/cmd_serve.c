@@ -1,0 +1,101 @@
+/* herald serve: parse options through the config table, register the built-in
+ * endpoints, run until SIGINT/SIGTERM. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "cli/cli.h"
+#include "proto/proto.h"
+#include "server/config.h"
+
+static void usage(FILE *out)
+{
+    fputs("usage: herald serve [options]\n"
+          "\n"
+          "Runs the WebSocket server: /ws echoes every message, /broadcast sends every\n"
+          "message to every client of /broadcast.\n"
+          "\n"
+          "options (--name VALUE or --name=VALUE):\n",
+          out);
+    hr_config_usage(out);
+}
+
+int hr_cmd_serve(int argc, char **argv)
+{
+    hr_config_t cfg;
+    hr_config_init(&cfg);
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "herald serve: unexpected argument '%s' (see herald serve --help)\n", arg);
+            return 2;
+        }
+        char name[64];
+        const char *value = NULL;
+        const char *eq = strchr(arg + 2, '=');
+        size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if (nlen >= sizeof(name))
+            nlen = sizeof(name) - 1;
+        memcpy(name, arg + 2, nlen);
+        name[nlen] = 0;
+        bool takes = false;
+        if (!hr_config_known(name, &takes)) {
+            fprintf(stderr, "herald serve: unknown option '--%s' (see herald serve --help)\n", name);
+            return 2;
+        }
+        if (eq)
+            value = eq + 1;
+        else if (takes) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "herald serve: option '--%s' needs a value\n", name);
+                return 2;
+            }
+            value = argv[++i];
+        }
+        if (hr_config_set(&cfg, name, value, err, sizeof(err)) != 0) {
+            fprintf(stderr, "herald serve: %s\n", err);
+            return 2;
+        }
+    }
+    hr_log_set_level((hr_log_level_t)cfg.log_level);
+    hr_server_t *srv = hr_server_create(&cfg.server, err, sizeof(err));
+    if (!srv) {
+        fprintf(stderr, "herald serve: %s\n", err);
+        return 1;
+    }
+    if (hr_server_add_route(srv, "/ws", &hr_proto_echo, NULL, NULL) < 0 ||
+        hr_server_add_route(srv, "/broadcast", &hr_proto_broadcast, NULL, NULL) < 0) {
+        fprintf(stderr, "herald serve: cannot register endpoints\n");
+        hr_server_destroy(srv);
+        return 1;
+    }
+    /* SIGINT/SIGTERM are taken by hr_server_run's sigtimedwait; block them before the
+     * workers exist so that none of them can receive one. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    int rc = hr_server_start(srv, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "herald serve: %s\n", err);
+        hr_server_destroy(srv);
+        return 1;
+    }
+    const char *host = cfg.server.host;
+    bool v6 = strchr(host, ':') != NULL;
+    printf("herald listening on %s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "", hr_server_port(srv));
+    fflush(stdout);
+    hr_log_info("herald %s: %d threads, endpoints /ws /broadcast", HR_VERSION_STRING,
+                cfg.server.threads);
+    rc = hr_server_run(srv, err, sizeof(err));
+    hr_server_destroy(srv);
+    return rc == 0 ? 0 : 1;
+}

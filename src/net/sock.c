@@ -1,0 +1,225 @@
+/* Non-blocking TCP connections on a loop (see sock.h).
+ *
+ * Closing follows RFC 6455 §7.1.1 and the usual lingering close: after the last
+ * queued byte is written, the write side is shut down (our FIN goes first), and the
+ * socket keeps reading and discarding until the peer's FIN or the linger timeout.
+ * Closing with unread input right away would make the kernel send RST, which can
+ * destroy the close frame we just sent before the peer reads it. */
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "herald/error.h"
+#include "net/sock.h"
+
+#define RECV_PADDING 64
+#define READS_PER_EVENT 4
+
+int hr_sock_ctx_init(hr_sock_ctx_t *ctx, hr_loop_t *loop, size_t recv_size)
+{
+    ctx->loop = loop;
+    ctx->recv_size = recv_size;
+    ctx->recv_buf = hr_malloc(recv_size + RECV_PADDING);
+    if (!ctx->recv_buf)
+        return HR_ENOMEM;
+    hr_list_init(&ctx->flush_list);
+    hr_list_init(&ctx->free_list);
+    ctx->linger_ms = 2000;
+    return 0;
+}
+
+void hr_sock_ctx_deinit(hr_sock_ctx_t *ctx)
+{
+    hr_sock_ctx_flush(ctx);
+    hr_free(ctx->recv_buf);
+    ctx->recv_buf = NULL;
+}
+
+static void schedule_flush(hr_sock_t *s)
+{
+    if (!(s->flags & HR_SOCK_IN_FLUSH)) {
+        s->flags |= HR_SOCK_IN_FLUSH;
+        hr_list_push_back(&s->ctx->flush_list, &s->flush_link);
+    }
+}
+
+static void finish(hr_sock_t *s)
+{
+    if (s->flags & HR_SOCK_CLOSED)
+        return;
+    s->flags |= HR_SOCK_CLOSED;
+    hr_loop_io_stop(s->ctx->loop, &s->io);
+    close(s->io.fd);
+    s->io.fd = -1;
+    hr_loop_timer_stop(s->ctx->loop, &s->timer);
+    hr_outq_deinit(&s->outq);
+    if (s->flags & HR_SOCK_IN_FLUSH)
+        hr_list_remove(&s->flush_link);
+    s->flags |= HR_SOCK_IN_FLUSH; /* the link now sits on free_list */
+    hr_list_push_back(&s->ctx->free_list, &s->flush_link);
+}
+
+static void start_linger(hr_sock_t *s)
+{
+    s->flags |= HR_SOCK_LINGER;
+    if (shutdown(s->io.fd, SHUT_WR) < 0) {
+        finish(s);
+        return;
+    }
+    hr_loop_io_update(s->ctx->loop, &s->io, EPOLLIN | EPOLLRDHUP);
+    hr_sock_timer(s, s->ctx->linger_ms);
+}
+
+/* Writes queued output; returns false if the sock failed (and was finished). */
+static bool flush_one(hr_sock_t *s)
+{
+    int rc = hr_outq_flush(&s->outq, s->io.fd);
+    if (rc == HR_EAGAIN) {
+        if (!(s->flags & HR_SOCK_WANT_WRITE)) {
+            s->flags |= HR_SOCK_WANT_WRITE;
+            hr_loop_io_update(s->ctx->loop, &s->io, s->io.events | EPOLLOUT);
+        }
+        return true;
+    }
+    if (rc < 0) {
+        s->ops->on_eof(s, rc);
+        finish(s);
+        return false;
+    }
+    if (s->flags & HR_SOCK_WANT_WRITE) {
+        s->flags &= ~HR_SOCK_WANT_WRITE;
+        hr_loop_io_update(s->ctx->loop, &s->io, s->io.events & ~(uint32_t)EPOLLOUT);
+    }
+    if ((s->flags & (HR_SOCK_CLOSING | HR_SOCK_LINGER)) == HR_SOCK_CLOSING)
+        start_linger(s);
+    return true;
+}
+
+void hr_sock_ctx_flush(hr_sock_ctx_t *ctx)
+{
+    while (!hr_list_empty(&ctx->flush_list)) {
+        hr_sock_t *s = hr_list_entry(ctx->flush_list.next, hr_sock_t, flush_link);
+        hr_list_remove(&s->flush_link);
+        s->flags &= ~HR_SOCK_IN_FLUSH;
+        if (!(s->flags & HR_SOCK_WANT_WRITE))
+            flush_one(s);
+    }
+    while (!hr_list_empty(&ctx->free_list)) {
+        hr_sock_t *s = hr_list_entry(ctx->free_list.next, hr_sock_t, flush_link);
+        hr_list_remove(&s->flush_link);
+        s->ops->on_free(s);
+    }
+}
+
+static void on_timer(hr_timer_t *t)
+{
+    hr_sock_t *s = hr_list_entry(t, hr_sock_t, timer);
+    if (s->flags & (HR_SOCK_LINGER | HR_SOCK_CLOSING))
+        finish(s);
+    else if (!(s->flags & HR_SOCK_CLOSED) && s->ops->on_timer)
+        s->ops->on_timer(s);
+}
+
+static void on_io(hr_io_t *io, uint32_t events)
+{
+    hr_sock_t *s = (hr_sock_t *)io;
+    if (s->flags & HR_SOCK_CLOSED)
+        return;
+    if (events & EPOLLOUT) {
+        if (!flush_one(s))
+            return;
+    }
+    if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+        return;
+    hr_sock_ctx_t *ctx = s->ctx;
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        ssize_t n;
+        do {
+            n = read(s->io.fd, ctx->recv_buf, ctx->recv_size);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            if (!(s->flags & HR_SOCK_CLOSING))
+                s->ops->on_eof(s, n == 0 ? 0 : -errno);
+            finish(s);
+            return;
+        }
+        if (s->flags & HR_SOCK_CLOSING)
+            continue; /* lingering or about to: discard */
+        s->ops->on_data(s, ctx->recv_buf, (size_t)n);
+        if (s->flags & (HR_SOCK_CLOSED | HR_SOCK_CLOSING) || !(s->io.events & EPOLLIN))
+            return;
+        if ((size_t)n < ctx->recv_size)
+            return;
+    }
+}
+
+int hr_sock_start(hr_sock_t *s, hr_sock_ctx_t *ctx, int fd, const hr_sock_ops_t *ops)
+{
+    s->io.fd = fd;
+    s->io.cb = on_io;
+    s->ctx = ctx;
+    s->ops = ops;
+    s->flags = 0;
+    hr_outq_init(&s->outq);
+    hr_list_init(&s->flush_link);
+    hr_timer_init(&s->timer, on_timer);
+    return hr_loop_io_start(ctx->loop, &s->io, EPOLLIN | EPOLLRDHUP);
+}
+
+int hr_sock_write(hr_sock_t *s, hr_refbuf_t *rb, size_t off, size_t end)
+{
+    if (s->flags & (HR_SOCK_CLOSED | HR_SOCK_LINGER)) {
+        hr_refbuf_unref(rb);
+        return HR_ECLOSED;
+    }
+    int rc = hr_outq_push(&s->outq, rb, off, end);
+    if (rc == 0)
+        schedule_flush(s);
+    return rc;
+}
+
+int hr_sock_write_copy(hr_sock_t *s, const void *data, size_t len)
+{
+    hr_refbuf_t *rb = hr_refbuf_create(len);
+    if (!rb)
+        return HR_ENOMEM;
+    if (len)
+        __builtin_memcpy(rb->data, data, len);
+    return hr_sock_write(s, rb, 0, len);
+}
+
+void hr_sock_close(hr_sock_t *s)
+{
+    if (s->flags & (HR_SOCK_CLOSING | HR_SOCK_CLOSED))
+        return;
+    s->flags |= HR_SOCK_CLOSING;
+    hr_loop_timer_stop(s->ctx->loop, &s->timer);
+    /* Keep reading (to discard) so a peer that goes on sending cannot fill our buffer
+     * and stall the close; the flush starts lingering when the queue is empty. */
+    if (!(s->io.events & EPOLLIN))
+        hr_loop_io_update(s->ctx->loop, &s->io, s->io.events | EPOLLIN);
+    schedule_flush(s);
+    hr_sock_timer(s, s->ctx->linger_ms + 3000); /* bound the flush too */
+}
+
+void hr_sock_abort(hr_sock_t *s)
+{
+    finish(s);
+}
+
+void hr_sock_pause_reading(hr_sock_t *s, bool pause)
+{
+    if (s->flags & (HR_SOCK_CLOSED | HR_SOCK_CLOSING))
+        return;
+    uint32_t ev = pause ? s->io.events & ~(uint32_t)(EPOLLIN | EPOLLRDHUP)
+                        : s->io.events | EPOLLIN | EPOLLRDHUP;
+    hr_loop_io_update(s->ctx->loop, &s->io, ev);
+}
+
+void hr_sock_timer(hr_sock_t *s, uint64_t in_ms)
+{
+    hr_loop_timer_start(s->ctx->loop, &s->timer, in_ms);
+}

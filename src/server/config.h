@@ -1,0 +1,28 @@
+#ifndef HR_SERVER_CONFIG_H
+#define HR_SERVER_CONFIG_H
+
+/* The table of `herald serve` options: name, type, range, default and help in one place,
+ * used by the command line (and, later, the config file). */
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "herald.h"
+
+/* What the CLI holds beyond hr_server_options_t. */
+typedef struct hr_config {
+    hr_server_options_t server;
+    char listen[256];
+    int log_level; /* hr_log_level_t */
+} hr_config_t;
+
+/* Defaults: those of hr_server_options_init, with signals handled. */
+void hr_config_init(hr_config_t *cfg);
+/* True if name (without "--") is an option; *takes_value tells if it needs a value. */
+bool hr_config_known(const char *name, bool *takes_value);
+/* Sets option name to value (NULL for a flag). 0, or -1 with a one-line message. */
+int hr_config_set(hr_config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
+/* Prints the options with their defaults and help. */
+void hr_config_usage(FILE *out);
+
+#endif

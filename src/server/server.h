@@ -1,0 +1,116 @@
+#ifndef HR_SERVER_SERVER_H
+#define HR_SERVER_SERVER_H
+
+/* The server: shards (one worker thread, loop, listener and set of connections each),
+ * routes, and the WebSocket connection (hr_conn) that joins http/, ws/ and the route
+ * callbacks. The only module that includes everything. */
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "base/buf.h"
+#include "broker/topics.h"
+#include "herald.h"
+#include "loop/loop.h"
+#include "net/sock.h"
+#include "proto/frame_cache.h"
+#include "ws/deflate.h"
+#include "ws/ws_conn.h"
+
+#define HR_MAX_ROUTES 32
+#define HR_MAX_SUBPROTOCOLS 8
+
+typedef struct hr_shard hr_shard_t;
+
+typedef struct hr_route {
+    char *path;
+    hr_route_callbacks_t cb;
+    char *subprotocols[HR_MAX_SUBPROTOCOLS + 1];
+    size_t nsubprotocols;
+    void *data;
+    int id;
+} hr_route_t;
+
+typedef enum hr_conn_phase {
+    HR_PHASE_HTTP = 0, /* reading the request head */
+    HR_PHASE_OPEN,     /* WebSocket open */
+    HR_PHASE_CLOSING,  /* close frame sent or connection failed: no more callbacks but on_close */
+} hr_conn_phase_t;
+
+struct hr_conn {
+    hr_sock_t sock; /* first: a sock pointer is a conn pointer */
+    hr_shard_t *shard;
+    const hr_route_t *route;
+    hr_list_t shard_link; /* all connections of the shard */
+    hr_list_t route_link; /* connections of the route on this shard */
+    hr_list_t subs;       /* hr_sub_t.owner_link */
+    hr_buf_t head;        /* partial request head (HTTP phase only) */
+    hr_ws_reader_t rd;
+    hr_deflate_params_t dfl;
+    hr_deflate_stream_t *own_inflate; /* only with context takeover */
+    hr_deflate_stream_t *own_deflate;
+    uint64_t id;
+    uint64_t last_rx_ms;
+    uint64_t last_ping_ms;
+    void *user;
+    hr_conn_phase_t phase;
+    bool deflate;
+    bool close_sent;
+    bool close_received;
+    bool opened; /* on_open ran: on_close is owed */
+    int8_t protocol; /* index into route->subprotocols, -1 none */
+    uint16_t close_code;
+    uint8_t close_reason_len;
+    char close_reason[123];
+};
+
+typedef struct hr_shard_stats {
+    uint64_t accepted, handshakes_ok, handshakes_failed, messages_in, messages_out;
+    uint64_t slow_consumer_closes, protocol_errors;
+} hr_shard_stats_t;
+
+struct hr_shard {
+    hr_server_t *srv;
+    int index;
+    pthread_t thread;
+    hr_loop_t loop;
+    hr_sock_ctx_t sock;
+    hr_io_t listen_io;
+    hr_list_t conns;
+    hr_list_t route_conns[HR_MAX_ROUTES];
+    hr_topics_t topics;
+    hr_deflate_stream_t inflate_shared, deflate_shared;
+    hr_buf_t scratch;    /* inflated messages */
+    hr_buf_t zscratch;   /* compressed output */
+    hr_timer_t stop_timer;
+    bool stopping;
+    hr_shard_stats_t stats;
+};
+
+struct hr_server {
+    hr_server_options_t opt;
+    char *host;
+    char **origins;
+    size_t norigins;
+    hr_deflate_config_t deflate;
+    hr_route_t routes[HR_MAX_ROUTES];
+    int nroutes;
+    int nshards;
+    hr_shard_t *shards;
+    uint16_t port;
+    bool started;
+    atomic_bool stop_requested;
+    atomic_uint_fast64_t next_conn_id;
+    int listen_fds_unused;
+};
+
+/* server.c */
+hr_shard_t *hr_server__current_shard(void);
+/* session.c: a new accepted connection on shard sh. */
+void hr_session_accept(hr_shard_t *sh, int fd);
+/* session.c: queue a shared frame for c (chooses the plain or deflated variant). */
+void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f);
+/* session.c: graceful shutdown of one connection (close 1001). */
+void hr_session_shutdown(hr_conn_t *c);
+
+#endif

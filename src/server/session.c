@@ -1,0 +1,552 @@
+/* A WebSocket connection from accept to free: the HTTP phase (request head, RFC 6455
+ * §4.2 checks, origin policy, subprotocol and permessage-deflate negotiation, the 101),
+ * then the open phase (ws reader -> route callbacks, ping/pong, idle and ping timer),
+ * then the close handshake (RFC 6455 §7) and the deferred free.
+ *
+ * What it does not do: anything protocol-specific beyond WebSocket (routes do that)
+ * and plain HTTP endpoints other than error answers (a later module). */
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "herald/error.h"
+#include "http/http_parse.h"
+#include "http/http_upgrade.h"
+#include "server/server.h"
+
+#define MAX_HEADERS 64
+/* Messages shorter than this are sent uncompressed: deflate would not pay off. */
+#define DEFLATE_MIN_BYTES 32
+
+static const hr_sock_ops_t conn_ops;
+
+static hr_conn_t *conn_of(hr_sock_t *s)
+{
+    return (hr_conn_t *)s;
+}
+
+static uint64_t now_ms(const hr_conn_t *c)
+{
+    return c->shard->loop.now_ms;
+}
+
+/* ---------------------------------------------------------------- accept and free */
+
+void hr_session_accept(hr_shard_t *sh, int fd)
+{
+    hr_conn_t *c = hr_calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->shard = sh;
+    c->id = atomic_fetch_add(&sh->srv->next_conn_id, 1) + 1;
+    c->protocol = -1;
+    hr_list_init(&c->route_link);
+    hr_list_init(&c->subs);
+    hr_buf_init(&c->head);
+    if (hr_sock_start(&c->sock, &sh->sock, fd, &conn_ops) != 0) {
+        close(fd);
+        hr_free(c);
+        return;
+    }
+    hr_list_push_back(&sh->conns, &c->shard_link);
+    sh->stats.accepted++;
+    c->last_rx_ms = now_ms(c);
+    hr_sock_timer(&c->sock, sh->srv->opt.handshake_timeout_ms);
+}
+
+/* Leaves the route and every topic: from here on no broadcast reaches c. */
+static void detach(hr_conn_t *c)
+{
+    if (hr_list_linked(&c->route_link))
+        hr_list_remove(&c->route_link);
+    while (!hr_list_empty(&c->subs))
+        hr_topics_remove(&c->shard->topics, hr_list_entry(c->subs.next, hr_sub_t, owner_link));
+}
+
+static void on_free(hr_sock_t *s)
+{
+    hr_conn_t *c = conn_of(s);
+    detach(c);
+    if (c->opened && c->route->cb.on_close) {
+        uint16_t code = c->close_received ? c->close_code : HR_WS_CLOSE_ABNORMAL;
+        c->route->cb.on_close(c, code, c->close_reason, c->close_reason_len);
+    }
+    hr_list_remove(&c->shard_link);
+    hr_buf_deinit(&c->head);
+    hr_ws_reader_deinit(&c->rd);
+    if (c->own_inflate) {
+        hr_deflate_stream_deinit(c->own_inflate);
+        hr_free(c->own_inflate);
+    }
+    if (c->own_deflate) {
+        hr_deflate_stream_deinit(c->own_deflate);
+        hr_free(c->own_deflate);
+    }
+    hr_free(c);
+}
+
+/* ---------------------------------------------------------------- sending */
+
+static int queue_frame(hr_conn_t *c, hr_refbuf_t *rb)
+{
+    int rc = hr_sock_write(&c->sock, rb, 0, rb->len);
+    if (rc == 0)
+        c->shard->stats.messages_out++;
+    return rc;
+}
+
+static void send_close(hr_conn_t *c, uint16_t code, const char *reason, size_t rlen)
+{
+    if (c->close_sent)
+        return;
+    c->close_sent = true;
+    uint8_t payload[125];
+    size_t n = 0;
+    if (code != 0 && code != HR_WS_CLOSE_NO_STATUS) {
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        if (rlen > 123)
+            rlen = 123;
+        memcpy(payload + 2, reason, rlen);
+        n = 2 + rlen;
+    }
+    hr_refbuf_t *rb = hr_frame_build(HR_WS_OP_CLOSE, false, payload, n);
+    if (rb)
+        queue_frame(c, rb);
+}
+
+/* Fails the connection: our close frame (if the WebSocket is open), then close. */
+static void fail_conn(hr_conn_t *c, uint16_t code, const char *reason)
+{
+    if (c->phase == HR_PHASE_OPEN) {
+        size_t rlen = strlen(reason);
+        send_close(c, code, reason, rlen);
+        /* on_close reports the code we sent when we started the close. */
+        c->close_received = true;
+        c->close_code = code;
+        c->close_reason_len = (uint8_t)(rlen > sizeof(c->close_reason) ? sizeof(c->close_reason) : rlen);
+        memcpy(c->close_reason, reason, c->close_reason_len);
+    }
+    c->phase = HR_PHASE_CLOSING;
+    detach(c);
+    hr_sock_close(&c->sock);
+}
+
+/* A slow consumer: its backlog is past the cap. Drop what has not started to go out,
+ * tell it why (1008), close. Counted. */
+static void drop_slow(hr_conn_t *c)
+{
+    hr_shard_t *sh = c->shard;
+    sh->stats.slow_consumer_closes++;
+    hr_log_debug("conn %llu: backlog %zu over max-backlog, closing with 1008",
+                 (unsigned long long)c->id, hr_sock_queued(&c->sock));
+    if (c->route->cb.on_error)
+        c->route->cb.on_error(c, HR_ENOBUFS);
+    hr_outq_drop_unstarted(&c->sock.outq);
+    fail_conn(c, HR_WS_CLOSE_POLICY_VIOLATION, "backlog limit exceeded");
+}
+
+/* Backlog check before queueing: a message is accepted while the bytes already queued
+ * are within max_backlog, so a single large message always fits and memory per
+ * connection is bounded by max_backlog + one message. */
+static bool over_backlog(hr_conn_t *c)
+{
+    if (hr_sock_queued(&c->sock) <= c->shard->srv->opt.max_backlog)
+        return false;
+    drop_slow(c);
+    return true;
+}
+
+static bool can_compress(const hr_conn_t *c, size_t len)
+{
+    return c->deflate && len >= DEFLATE_MIN_BYTES && c->dfl.server_max_window_bits >= 9;
+}
+
+int hr_conn_send(hr_conn_t *c, const void *data, size_t len, bool binary)
+{
+    if (c->phase != HR_PHASE_OPEN)
+        return HR_ECLOSED;
+    if (over_backlog(c))
+        return HR_ENOBUFS;
+    uint8_t op = binary ? HR_WS_OP_BINARY : HR_WS_OP_TEXT;
+    hr_refbuf_t *rb = NULL;
+    if (can_compress(c, len)) {
+        hr_shard_t *sh = c->shard;
+        bool takeover = !c->dfl.server_no_context_takeover;
+        hr_deflate_stream_t *s = takeover ? c->own_deflate : &sh->deflate_shared;
+        if (takeover && !s)
+            s = c->own_deflate = hr_calloc(1, sizeof(*s));
+        sh->zscratch.len = 0;
+        if (s && hr_deflate_compress(s, &sh->srv->deflate, c->dfl.server_max_window_bits,
+                                     !takeover, data, len, &sh->zscratch) == 0)
+            rb = hr_frame_build(op, true, sh->zscratch.data, sh->zscratch.len);
+        if (sh->zscratch.cap > (1u << 20))
+            hr_buf_deinit(&sh->zscratch);
+    } else {
+        rb = hr_frame_build(op, false, data, len);
+    }
+    if (!rb)
+        return HR_ENOMEM;
+    return queue_frame(c, rb);
+}
+
+void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f)
+{
+    if (c->phase != HR_PHASE_OPEN || over_backlog(c))
+        return;
+    hr_refbuf_t *rb = NULL;
+    /* The shared compressed variant is made without context and with a 15-bit window:
+     * any peer that did not limit our window can inflate it. A peer with context
+     * takeover would mirror a window our own stream never saw, so it gets plain. */
+    if (can_compress(c, f->payload_len) && c->dfl.server_no_context_takeover &&
+        c->dfl.server_max_window_bits == 15) {
+        hr_shard_t *sh = c->shard;
+        rb = hr_frame_deflated(f, &sh->deflate_shared, &sh->srv->deflate, &sh->zscratch);
+    }
+    if (!rb)
+        rb = f->plain;
+    queue_frame(c, hr_refbuf_ref(rb));
+}
+
+void hr_conn_close(hr_conn_t *c, uint16_t code, const char *reason)
+{
+    if (c->phase != HR_PHASE_OPEN)
+        return;
+    fail_conn(c, code ? code : HR_WS_CLOSE_NORMAL, reason ? reason : "");
+}
+
+void hr_session_shutdown(hr_conn_t *c)
+{
+    if (c->phase == HR_PHASE_OPEN)
+        fail_conn(c, HR_WS_CLOSE_GOING_AWAY, "server shutting down");
+    else if (c->phase == HR_PHASE_HTTP)
+        hr_sock_abort(&c->sock);
+}
+
+/* ---------------------------------------------------------------- open phase */
+
+static int on_message(void *ud, uint8_t opcode, uint8_t *data, size_t len)
+{
+    hr_conn_t *c = ud;
+    c->shard->stats.messages_in++;
+    if (c->route->cb.on_message)
+        c->route->cb.on_message(c, data, len, opcode == HR_WS_OP_BINARY);
+    return c->phase != HR_PHASE_OPEN;
+}
+
+static int on_control(void *ud, uint8_t opcode, uint16_t code, uint8_t *data, size_t len)
+{
+    hr_conn_t *c = ud;
+    if (opcode == HR_WS_OP_PING) {
+        hr_refbuf_t *rb = hr_frame_build(HR_WS_OP_PONG, false, data, len);
+        if (rb)
+            hr_sock_write(&c->sock, rb, 0, rb->len);
+        return 0;
+    }
+    if (opcode == HR_WS_OP_PONG)
+        return 0;
+    /* Close (RFC 6455 §5.5.1): echo the status code, then close the TCP connection. */
+    c->close_received = true;
+    c->close_code = code;
+    c->close_reason_len = (uint8_t)(len > sizeof(c->close_reason) ? sizeof(c->close_reason) : len);
+    memcpy(c->close_reason, data, c->close_reason_len);
+    send_close(c, code, NULL, 0);
+    c->phase = HR_PHASE_CLOSING;
+    detach(c);
+    hr_sock_close(&c->sock);
+    return 1;
+}
+
+static const hr_ws_reader_cb_t reader_cb = {on_message, on_control};
+
+static void feed_ws(hr_conn_t *c, uint8_t *data, size_t len)
+{
+    ssize_t n = hr_ws_reader_feed(&c->rd, data, len, &reader_cb, c);
+    if (n >= 0)
+        return;
+    c->shard->stats.protocol_errors++;
+    hr_log_debug("conn %llu: %s, closing with %u", (unsigned long long)c->id, hr_strerror((int)n),
+                 c->rd.close_code);
+    if (c->phase != HR_PHASE_OPEN)
+        return;
+    if (c->route->cb.on_error)
+        c->route->cb.on_error(c, (int)n);
+    const char *why = c->rd.close_code == HR_WS_CLOSE_INVALID_PAYLOAD ? "invalid payload"
+                      : c->rd.close_code == HR_WS_CLOSE_TOO_BIG      ? "message too big"
+                                                                     : "protocol error";
+    fail_conn(c, c->rd.close_code, why);
+}
+
+/* The connection's one timer: handshake timeout before the upgrade; afterwards idle
+ * timeout and pings, re-armed lazily from the last activity. */
+static void on_timer(hr_sock_t *s)
+{
+    hr_conn_t *c = conn_of(s);
+    const hr_server_options_t *o = &c->shard->srv->opt;
+    uint64_t now = now_ms(c);
+    if (c->phase == HR_PHASE_HTTP) {
+        hr_sock_abort(&c->sock); /* slow or silent handshake */
+        return;
+    }
+    if (c->phase != HR_PHASE_OPEN)
+        return;
+    if (o->idle_timeout_ms && now - c->last_rx_ms >= o->idle_timeout_ms) {
+        fail_conn(c, HR_WS_CLOSE_GOING_AWAY, "idle timeout");
+        return;
+    }
+    if (o->ping_interval_ms && now - c->last_ping_ms >= o->ping_interval_ms &&
+        now - c->last_rx_ms >= o->ping_interval_ms) {
+        hr_refbuf_t *rb = hr_frame_build(HR_WS_OP_PING, false, NULL, 0);
+        if (rb)
+            hr_sock_write(&c->sock, rb, 0, rb->len);
+        c->last_ping_ms = now;
+    }
+    uint64_t next = UINT64_MAX;
+    if (o->idle_timeout_ms)
+        next = c->last_rx_ms + o->idle_timeout_ms;
+    if (o->ping_interval_ms) {
+        uint64_t base = c->last_rx_ms > c->last_ping_ms ? c->last_rx_ms : c->last_ping_ms;
+        if (base + o->ping_interval_ms < next)
+            next = base + o->ping_interval_ms;
+    }
+    if (next != UINT64_MAX)
+        hr_sock_timer(&c->sock, next > now ? next - now : 1);
+}
+
+/* ---------------------------------------------------------------- HTTP phase */
+
+static void http_fail(hr_conn_t *c, int status, const char *reason, const char *extra)
+{
+    hr_buf_t out;
+    hr_buf_init(&out);
+    c->shard->stats.handshakes_failed++;
+    if (hr_http_write_error(&out, status, reason, extra) == 0)
+        hr_sock_write_copy(&c->sock, out.data, out.len);
+    hr_buf_deinit(&out);
+    hr_log_debug("conn %llu: handshake refused: %d %s", (unsigned long long)c->id, status, reason);
+    c->phase = HR_PHASE_CLOSING;
+    hr_sock_close(&c->sock);
+}
+
+static const hr_route_t *find_route(const hr_server_t *srv, const char *target, size_t len)
+{
+    const char *q = memchr(target, '?', len);
+    if (q)
+        len = (size_t)(q - target);
+    for (int i = 0; i < srv->nroutes; i++) {
+        const char *p = srv->routes[i].path;
+        if (strlen(p) == len && memcmp(p, target, len) == 0)
+            return &srv->routes[i];
+    }
+    return NULL;
+}
+
+static void setup_deflate(hr_conn_t *c)
+{
+    hr_shard_t *sh = c->shard;
+    hr_deflate_stream_t *inf = &sh->inflate_shared;
+    if (!c->dfl.client_no_context_takeover) {
+        c->own_inflate = hr_calloc(1, sizeof(*c->own_inflate));
+        inf = c->own_inflate;
+    }
+    if (inf)
+        hr_ws_reader_set_deflate(&c->rd, inf, &sh->scratch, c->dfl.client_max_window_bits,
+                                 c->dfl.client_no_context_takeover);
+}
+
+/* Answers a complete request head; returns the bytes of the head, or -1 if the
+ * connection was refused. */
+static int upgrade(hr_conn_t *c, hr_http_request_t *req)
+{
+    hr_server_t *srv = c->shard->srv;
+    const hr_route_t *route = find_route(srv, req->target, req->target_len);
+    if (!route) {
+        http_fail(c, 404, "no WebSocket endpoint at this path", NULL);
+        return -1;
+    }
+    hr_http_upgrade_t up;
+    if (hr_http_upgrade_check(req, &up) != 0) {
+        const char *extra = up.status == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n"
+                            : up.status == 405 ? "Allow: GET\r\n"
+                                               : NULL;
+        http_fail(c, up.status, up.reason, extra);
+        return -1;
+    }
+    if (!hr_http_origin_allowed(up.origin, up.origin_len, up.host, up.host_len,
+                                (const char *const *)srv->origins, srv->norigins)) {
+        http_fail(c, 403, "origin not allowed", NULL);
+        return -1;
+    }
+    c->protocol = (int8_t)hr_http_choose_subprotocol(
+        req, (const char *const *)route->subprotocols, route->nsubprotocols);
+    char ext[256];
+    const char *ext_resp = NULL;
+    if (srv->deflate.enabled) {
+        char offers[2048];
+        size_t olen = 0;
+        for (size_t i = 0; i < req->num_headers; i++) {
+            const hr_http_header_t *h = &req->headers[i];
+            if (h->name_len != 24 || strncasecmp(h->name, "Sec-WebSocket-Extensions", 24))
+                continue;
+            if (olen + h->value_len + 2 >= sizeof(offers))
+                break;
+            if (olen) {
+                memcpy(offers + olen, ", ", 2);
+                olen += 2;
+            }
+            memcpy(offers + olen, h->value, h->value_len);
+            olen += h->value_len;
+        }
+        offers[olen] = 0;
+        if (olen && hr_deflate_negotiate(offers, olen, &srv->deflate, &c->dfl, ext, sizeof(ext)) == 1) {
+            c->deflate = true;
+            ext_resp = ext;
+        }
+    }
+    char accept[29];
+    hr_http_accept_key(up.key, up.key_len, accept);
+    hr_buf_t out;
+    hr_buf_init(&out);
+    int rc = hr_http_write_101(&out, accept, c->protocol >= 0 ? route->subprotocols[c->protocol] : NULL,
+                               ext_resp);
+    if (rc == 0)
+        rc = hr_sock_write_copy(&c->sock, out.data, out.len);
+    hr_buf_deinit(&out);
+    if (rc) {
+        c->phase = HR_PHASE_CLOSING;
+        hr_sock_abort(&c->sock);
+        return -1;
+    }
+    c->route = route;
+    c->phase = HR_PHASE_OPEN;
+    c->shard->stats.handshakes_ok++;
+    hr_ws_reader_init(&c->rd, HR_WS_ROLE_SERVER, srv->opt.max_message);
+    if (c->deflate)
+        setup_deflate(c);
+    hr_list_push_back(&c->shard->route_conns[route->id], &c->route_link);
+    c->last_rx_ms = c->last_ping_ms = now_ms(c);
+    c->opened = true;
+    on_timer(&c->sock); /* arms the idle / ping timer */
+    if (route->cb.on_open)
+        route->cb.on_open(c);
+    return 0;
+}
+
+static void feed_http(hr_conn_t *c, uint8_t *data, size_t len)
+{
+    const hr_server_options_t *o = &c->shard->srv->opt;
+    uint8_t *buf = data;
+    size_t blen = len;
+    if (c->head.len) {
+        if (hr_buf_append(&c->head, data, len)) {
+            http_fail(c, 503, "out of memory", NULL);
+            return;
+        }
+        buf = c->head.data;
+        blen = c->head.len;
+    }
+    hr_http_header_t headers[MAX_HEADERS];
+    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
+    int status = 400;
+    ssize_t n = hr_http_parse_request((const char *)buf, blen, o->max_header, &req, &status);
+    if (n == HR_EAGAIN) {
+        if (buf == data && hr_buf_append(&c->head, data, len))
+            http_fail(c, 503, "out of memory", NULL);
+        return;
+    }
+    if (n < 0) {
+        http_fail(c, status,
+                  status == 431   ? "request header fields too large"
+                  : status == 505 ? "HTTP version not supported"
+                                  : "malformed request",
+                  NULL);
+        return;
+    }
+    if (upgrade(c, &req) != 0)
+        return;
+    /* Bytes pipelined after the head are the first WebSocket frames. They may live in
+     * c->head, which must survive while the reader runs, so free it after. */
+    if ((size_t)n < blen)
+        feed_ws(c, buf + n, blen - (size_t)n);
+    hr_buf_deinit(&c->head);
+}
+
+static void on_data(hr_sock_t *s, uint8_t *data, size_t len)
+{
+    hr_conn_t *c = conn_of(s);
+    c->last_rx_ms = now_ms(c);
+    if (c->phase == HR_PHASE_OPEN)
+        feed_ws(c, data, len);
+    else if (c->phase == HR_PHASE_HTTP)
+        feed_http(c, data, len);
+}
+
+static void on_eof(hr_sock_t *s, int err)
+{
+    hr_conn_t *c = conn_of(s);
+    if (c->phase == HR_PHASE_OPEN && err && c->route->cb.on_error)
+        c->route->cb.on_error(c, err);
+    c->phase = HR_PHASE_CLOSING;
+    detach(c);
+}
+
+static const hr_sock_ops_t conn_ops = {on_data, on_eof, on_timer, on_free};
+
+/* ---------------------------------------------------------------- accessors */
+
+void hr_conn_set_data(hr_conn_t *c, void *data)
+{
+    c->user = data;
+}
+
+void *hr_conn_data(const hr_conn_t *c)
+{
+    return c->user;
+}
+
+void *hr_conn_route_data(const hr_conn_t *c)
+{
+    return c->route->data;
+}
+
+int hr_conn_route(const hr_conn_t *c)
+{
+    return c->route->id;
+}
+
+hr_server_t *hr_conn_server(const hr_conn_t *c)
+{
+    return c->shard->srv;
+}
+
+const char *hr_conn_protocol(const hr_conn_t *c)
+{
+    return c->protocol >= 0 ? c->route->subprotocols[c->protocol] : NULL;
+}
+
+uint64_t hr_conn_id(const hr_conn_t *c)
+{
+    return c->id;
+}
+
+int hr_conn_thread(const hr_conn_t *c)
+{
+    return c->shard->index;
+}
+
+int hr_conn_subscribe(hr_conn_t *c, const char *topic)
+{
+    if (!topic || !*topic)
+        return HR_EINVAL;
+    if (c->phase != HR_PHASE_OPEN)
+        return HR_ECLOSED;
+    return hr_topics_subscribe(&c->shard->topics, topic, strlen(topic), c, &c->subs);
+}
+
+int hr_conn_unsubscribe(hr_conn_t *c, const char *topic)
+{
+    return hr_topics_unsubscribe(&c->shard->topics, topic, strlen(topic), c);
+}

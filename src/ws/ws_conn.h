@@ -1,0 +1,79 @@
+#ifndef HR_WS_CONN_H
+#define HR_WS_CONN_H
+
+/* The receive side of a WebSocket connection as a pure state machine: bytes in,
+ * messages and control frames out through callbacks. Reassembles fragments, enforces
+ * the frame sequence rules, validates UTF-8 as bytes arrive (fail fast), checks close
+ * frames, and inflates permessage-deflate messages. No I/O. RFC 6455 §5.4-5.6, §7.4,
+ * §8.1; RFC 7692 §6. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/buf.h"
+#include "ws/deflate.h"
+#include "ws/utf8.h"
+#include "ws/ws_frame.h"
+
+/*
+ * Callbacks; data is unmasked, mutable, and borrowed for the duration of the call.
+ * A callback returns 0 to go on, or non-zero to make hr_ws_reader_feed return at once
+ * (for example because the connection was closed).
+ */
+typedef struct hr_ws_reader_cb {
+    /* A complete text (valid UTF-8) or binary message. */
+    int (*on_message)(void *ud, uint8_t opcode, uint8_t *data, size_t len);
+    /* A ping or pong (payload ≤ 125 bytes), or a valid close: for a close, data/len is
+     * the reason and code is the status (1005 when the frame had no payload). */
+    int (*on_control)(void *ud, uint8_t opcode, uint16_t code, uint8_t *data, size_t len);
+} hr_ws_reader_cb_t;
+
+typedef struct hr_ws_reader {
+    hr_ws_frame_limits_t limits;
+    uint64_t max_message; /* 0: no limit */
+    /* frame in progress */
+    hr_ws_frame_header_t hdr;
+    uint64_t remaining;
+    size_t mask_pos;
+    bool in_payload;
+    uint8_t hlen;
+    uint8_t hbuf[HR_WS_FRAME_HEADER_MAX];
+    uint8_t ctrl_len;
+    /* data message in progress (msg_op 0: none) */
+    uint8_t msg_op;
+    bool msg_deflated;
+    uint64_t msg_len;
+    hr_buf_t msg;
+    hr_utf8_t utf8;
+    uint16_t close_code; /* after an error: the code to send */
+    /* permessage-deflate: set by the owner when negotiated */
+    hr_deflate_stream_t *inflater;
+    hr_buf_t *scratch; /* per-thread output buffer for inflated messages */
+    uint8_t inflate_bits;
+    bool inflate_reset;
+    uint8_t ctrl[125];
+} hr_ws_reader_t;
+
+/* role: whose frames we parse; max_message bounds a message (and a frame). */
+void hr_ws_reader_init(hr_ws_reader_t *r, hr_ws_role_t role, uint64_t max_message);
+/* Enables RSV1 / inflation with the agreed parameters (we are role's side). */
+void hr_ws_reader_set_deflate(hr_ws_reader_t *r, hr_deflate_stream_t *inflater, hr_buf_t *scratch,
+                              uint8_t peer_window_bits, bool peer_no_context_takeover);
+/* Frees the partial-message buffer. */
+void hr_ws_reader_deinit(hr_ws_reader_t *r);
+
+/*
+ * Feeds buf[0..len), which is unmasked in place. Returns the number of bytes consumed
+ * (len, or less if a callback returned non-zero), or a negative error with
+ * r->close_code set to the close code to send: HR_EPROTO (1002, or 1007 for invalid
+ * UTF-8 or corrupt compressed data), HR_EMSGSIZE (1009), HR_ENOMEM (1011). After an
+ * error the only valid call is hr_ws_reader_deinit.
+ */
+ssize_t hr_ws_reader_feed(hr_ws_reader_t *r, uint8_t *buf, size_t len, const hr_ws_reader_cb_t *cb,
+                          void *ud);
+
+/* True while a message or frame is partly received (the connection holds a buffer). */
+bool hr_ws_reader_busy(const hr_ws_reader_t *r);
+
+#endif
