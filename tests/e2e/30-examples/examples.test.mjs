@@ -1,0 +1,116 @@
+// The embedding examples (examples/*.c), each run as its own process and driven with
+// npm `ws`: they must do what their header comments promise.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import WebSocket from 'ws';
+
+const dir = process.env.HERALD_EXAMPLES_DIR;
+
+function startExample(name) {
+  const proc = spawn(path.join(dir, `example_${name}`), ['0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`${name} did not start: ${err}`)); }, 10000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m && timer) {
+        clearTimeout(timer);
+        resolve({
+          port: Number(m[1]),
+          output: () => out,
+          stop: () => new Promise((res) => {
+            const kill = setTimeout(() => proc.kill('SIGKILL'), 5000);
+            proc.once('exit', (code) => { clearTimeout(kill); res(code); });
+            proc.kill('SIGTERM');
+          }),
+        });
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${err}`)));
+  });
+}
+
+function open(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const inbox = [];
+    const waiters = [];
+    ws.on('message', (data, isBinary) => {
+      const m = isBinary ? data : data.toString();
+      const w = waiters.shift();
+      if (w) w(m); else inbox.push(m);
+    });
+    ws.next = (ms = 5000) => (inbox.length ? Promise.resolve(inbox.shift()) : new Promise((res, rej) => {
+      const t = setTimeout(() => rej(new Error('no message within ' + ms + ' ms')), ms);
+      waiters.push((m) => { clearTimeout(t); res(m); });
+    }));
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+test('example_echo echoes text and binary and reports open/close', { skip: !dir }, async () => {
+  const ex = await startExample('echo');
+  const ws = await open(`ws://127.0.0.1:${ex.port}/echo`);
+  ws.send('hello');
+  assert.equal(await ws.next(), 'hello');
+  ws.send(Buffer.from([0, 1, 2, 255]));
+  assert.deepEqual([...(await ws.next())], [0, 1, 2, 255]);
+  ws.close(1000, 'bye');
+  await new Promise((r) => ws.once('close', r));
+  assert.equal(await ex.stop(), 0);
+  assert.match(ex.output(), /open: connection \d+ on thread \d+/);
+  assert.match(ex.output(), /close: connection \d+ code 1000 reason 'bye'/);
+});
+
+test('example_broadcast relays every message to every member of the room', { skip: !dir }, async () => {
+  const ex = await startExample('broadcast');
+  const a = await open(`ws://127.0.0.1:${ex.port}/chat`);
+  const b = await open(`ws://127.0.0.1:${ex.port}/chat`);
+  const wanted = (ws, re) => (async () => {
+    for (;;) { const m = await ws.next(); if (re.test(m)) return m; }
+  })();
+  const gotA = wanted(a, /^\d+: hi from a$/);
+  const gotB = wanted(b, /^\d+: hi from a$/);
+  a.send('hi from a');
+  assert.match(await gotA, /hi from a/);
+  assert.match(await gotB, /hi from a/);
+  // the server-side timer announces the head count from a worker thread
+  assert.match(await wanted(b, /^\* \d+ online$/), /\* 2 online/);
+  a.close(); b.close();
+  assert.equal(await ex.stop(), 0);
+});
+
+test('example_order_status pushes only the subscribed order, from any thread', { skip: !dir }, async () => {
+  const ex = await startExample('order_status');
+  const a = await open(`ws://127.0.0.1:${ex.port}/orders`);
+  const b = await open(`ws://127.0.0.1:${ex.port}/orders`);
+  a.send('subscribe 42');
+  assert.equal(await a.next(), 'subscribed 42');
+  b.send('subscribe 43');
+  assert.equal(await b.next(), 'subscribed 43');
+  b.send('update 42 shipped');
+  assert.equal(await b.next(), 'ok');
+  assert.deepEqual(JSON.parse(await a.next()), { order: '42', status: 'shipped' });
+  // b (order 43) must not see order 42's update: the next thing b gets is its own reply
+  b.send('bogus');
+  assert.match(await b.next(), /^error expected/);
+  // the application's backend thread moves order 1001 along its life-cycle
+  a.send('subscribe 1001');
+  assert.equal(await a.next(), 'subscribed 1001');
+  const steps = ['placed', 'paid', 'packed', 'shipped', 'delivered'];
+  const s1 = JSON.parse(await a.next(2000));
+  const s2 = JSON.parse(await a.next(2000));
+  assert.equal(s1.order, '1001');
+  assert.equal(steps[(steps.indexOf(s1.status) + 1) % 5], s2.status);
+  a.send('unsubscribe 42');
+  // drain until the reply: backend updates for 1001 may interleave
+  for (;;) { const m = await a.next(); if (m === 'unsubscribed 42') break; }
+  a.close(); b.close();
+  assert.equal(await ex.stop(), 0);
+});
