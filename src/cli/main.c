@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "server/config.h"
 #include "herald/version.h"
 
 static void usage(FILE *out)
@@ -13,8 +14,11 @@ static void usage(FILE *out)
           "commands:\n"
           "  serve        run the server (echo at /ws, broadcast at /broadcast)\n"
           "\n"
-          "  herald --help, herald --version, herald serve --help\n",
+          "  herald --help, herald --version, herald serve --help\n"
+          "\n"
+          "serve options (--name VALUE or --name=VALUE):\n",
           out);
+    hr_config_usage(out);
 }
 
 int main(int argc, char **argv)

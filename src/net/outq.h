@@ -34,6 +34,14 @@ int hr_outq_push(hr_outq_t *q, hr_refbuf_t *rb, size_t off, size_t end);
 /* Writes as much as the socket takes. Returns 0 when the queue is empty, HR_EAGAIN when
  * the socket is full, or -errno. */
 int hr_outq_flush(hr_outq_t *q, int fd);
+/* Unsent bytes behind the first item (the one being written or next to be written). */
+static inline size_t hr_outq_backlog(const hr_outq_t *q)
+{
+    if (!q->count)
+        return 0;
+    const hr_outq_item_t *head = &q->items[q->head];
+    return q->bytes - (head->end - head->off);
+}
 /* Drops every item that has not started to go out (a partly written one stays, so the
  * byte stream stays well-formed). */
 void hr_outq_drop_unstarted(hr_outq_t *q);

@@ -110,7 +110,8 @@ static void send_close(hr_conn_t *c, uint16_t code, const char *reason, size_t r
         payload[1] = (uint8_t)code;
         if (rlen > 123)
             rlen = 123;
-        memcpy(payload + 2, reason, rlen);
+        if (rlen)
+            memcpy(payload + 2, reason, rlen);
         n = 2 + rlen;
     }
     hr_refbuf_t *rb = hr_frame_build(HR_WS_OP_CLOSE, false, payload, n);
@@ -141,20 +142,21 @@ static void drop_slow(hr_conn_t *c)
 {
     hr_shard_t *sh = c->shard;
     sh->stats.slow_consumer_closes++;
-    hr_log_debug("conn %llu: backlog %zu over max-backlog, closing with 1008",
-                 (unsigned long long)c->id, hr_sock_queued(&c->sock));
+    hr_log_info("conn %llu: backlog %zu bytes in %u frames over max-backlog, closing with 1008",
+                (unsigned long long)c->id, hr_sock_queued(&c->sock), c->sock.outq.count);
     if (c->route->cb.on_error)
         c->route->cb.on_error(c, HR_ENOBUFS);
     hr_outq_drop_unstarted(&c->sock.outq);
     fail_conn(c, HR_WS_CLOSE_POLICY_VIOLATION, "backlog limit exceeded");
 }
 
-/* Backlog check before queueing: a message is accepted while the bytes already queued
- * are within max_backlog, so a single large message always fits and memory per
- * connection is bounded by max_backlog + one message. */
+/* Backlog check before queueing: a message is accepted while the bytes waiting behind
+ * the message at the head of the queue (the one being written) are within max_backlog.
+ * A single large message therefore never counts against the client, and memory per
+ * connection is bounded by one message plus max_backlog. */
 static bool over_backlog(hr_conn_t *c)
 {
-    if (hr_sock_queued(&c->sock) <= c->shard->srv->opt.max_backlog)
+    if (hr_outq_backlog(&c->sock.outq) <= c->shard->srv->opt.max_backlog)
         return false;
     drop_slow(c);
     return true;

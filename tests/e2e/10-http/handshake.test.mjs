@@ -281,11 +281,18 @@ describe('command line', () => {
     assert.equal(r.stdout.trim(), 'herald 0.1.0');
   });
 
-  test('herald --help exits 0 and documents serve and its flags', async () => {
+  test('herald --help exits 0 and names the serve command', async () => {
     const r = await runHerald(['--help']);
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout + r.stderr, /\bserve\b/);
+  });
+
+  test('herald serve --help exits 0 and documents every flag', async () => {
+    const r = await runHerald(['serve', '--help']);
+    assert.equal(r.code, 0, r.stderr);
     const text = r.stdout + r.stderr;
-    for (const word of ['serve', '--listen', '--threads', '--max-message', '--compression']) {
+    for (const word of ['--listen', '--threads', '--max-message', '--max-backlog', '--ping-interval', '--idle-timeout',
+      '--handshake-timeout', '--max-header', '--allowed-origins', '--compression', '--deflate-context-takeover', '--shutdown-timeout']) {
       assert.ok(text.includes(word), `--help does not mention ${word}:\n${text}`);
     }
   });

@@ -82,11 +82,20 @@ async function runCase(port, { steps, expect = {}, timeoutMs = 5000, path = '/ws
     await sendSteps(c, steps);
     const want = expectedEvents(expect.events || []);
     if (expect.close === undefined) {
+      // Read the expected number of events first, then send a probe and read up to its echo:
+      // anything else arriving in between is an unexpected extra event.
       const probe = `probe-${crypto.randomBytes(4).toString('hex')}`;
-      await c.sendText(probe);
       const got = [];
       const frames = [];
       const deadline = Date.now() + timeoutMs;
+      const complete = () => framesToEvents(frames).filter((e) => e[0] !== 'UNFINISHED').length;
+      while (complete() < want.length) {
+        const fr = await c.readFrame({ timeoutMs: Math.max(1, deadline - Date.now()) });
+        assert.ok(fr, `connection closed unexpectedly after ${JSON.stringify(framesToEvents(frames))}`);
+        if (fr.opcode === OP.CLOSE) assert.fail(`unexpected close frame code ${fr.code} after ${JSON.stringify(framesToEvents(frames))}`);
+        frames.push(fr);
+      }
+      await c.sendText(probe);
       for (;;) {
         const fr = await c.readFrame({ timeoutMs: Math.max(1, deadline - Date.now()) });
         assert.ok(fr, `connection closed unexpectedly after ${JSON.stringify(framesToEvents(frames))}`);
@@ -414,6 +423,22 @@ describe('conformance (default server)', () => {
     test('9.3 16 MiB binary message (exactly the default --max-message) echoed', { timeout: 60000 }, async () => {
       const data = patternBytes(16 * 1024 * 1024, 33);
       await runCase(srv.port, { steps: [f(B, data)], expect: { events: [['binary', data]] }, timeoutMs: 45000 });
+    });
+    test('9.5 a small message pipelined right after a 16 MiB message: both echoed to a client that reads', { timeout: 60000 }, async () => {
+      // the client reads continuously; it is not a slow consumer, even though the 16 MiB echo
+      // is still in flight when the small message has to be echoed
+      const c = await rawWs(srv.port);
+      try {
+        const data = patternBytes(16 * 1024 * 1024, 34);
+        await c.sendRaw(Buffer.concat([encodeFrame({ opcode: B, payload: data }), encodeFrame({ opcode: T, payload: 'right after' })]));
+        const m1 = await c.readMessage({ timeoutMs: 45000 });
+        assert.ok(m1.payload.equals(data), '16 MiB echo differs');
+        const m2 = await c.readMessage({ timeoutMs: 5000 });
+        assert.equal(m2.payload.toString(), 'right after');
+      } catch (e) {
+        if (e.closeFrame) e.message += ' (a reading client was treated as a slow consumer)';
+        throw e;
+      } finally { c.destroy(); }
     });
     test('9.4 16 MiB + 1 declared in a frame header -> 1009 before the payload is sent', async () => {
       const c = await rawWs(srv.port);
