@@ -27,6 +27,16 @@
 #define RECV_BUFFER 65536
 #define ACCEPTS_PER_EVENT 64
 
+struct hr_timer_handle {
+    hr_timer_t t;
+    hr_list_t link; /* shard's user_timers */
+    hr_shard_t *sh;
+    uint64_t repeat_ms;
+    void (*cb)(hr_timer_handle_t *t, void *data);
+    void *data;
+    bool stopped;
+};
+
 static _Thread_local hr_shard_t *tls_shard;
 
 hr_shard_t *hr_server__current_shard(void)
@@ -104,6 +114,7 @@ static int shard_init(hr_server_t *srv, hr_shard_t *sh, int index)
     sh->index = index;
     sh->listen_io.fd = -1;
     hr_list_init(&sh->conns);
+    hr_list_init(&sh->user_timers);
     for (int i = 0; i < HR_MAX_ROUTES; i++)
         hr_list_init(&sh->route_conns[i]);
     hr_topics_init(&sh->topics);
@@ -126,6 +137,14 @@ static int shard_init(hr_server_t *srv, hr_shard_t *sh, int index)
 
 static void shard_deinit(hr_shard_t *sh)
 {
+    /* Posts that arrived after the worker's last drain only hold references. */
+    hr_inbox_drain(&sh->loop.inbox);
+    while (!hr_list_empty(&sh->user_timers)) {
+        hr_timer_handle_t *h = hr_list_entry(sh->user_timers.next, hr_timer_handle_t, link);
+        hr_list_remove(&h->link);
+        hr_loop_timer_stop(&sh->loop, &h->t);
+        hr_free(h);
+    }
     if (sh->listen_io.fd >= 0)
         close(sh->listen_io.fd);
     hr_sock_ctx_deinit(&sh->sock);
@@ -268,6 +287,7 @@ static void *worker_main(void *arg)
     hr_shard_t *sh = arg;
     tls_shard = sh;
     hr_loop_run(&sh->loop);
+    atomic_store(&sh->exited, true);
     /* Whatever is left after the drain bound is cut off now. */
     while (!hr_list_empty(&sh->conns)) {
         hr_conn_t *c = hr_list_entry(sh->conns.next, hr_conn_t, shard_link);
@@ -307,14 +327,19 @@ static void shard_stop(void *ctx, void *arg)
     hr_loop_timer_start(&sh->loop, &sh->stop_timer, sh->srv->opt.shutdown_timeout_ms);
 }
 
-static void post_wait(hr_shard_t *to, hr_inbox_fn fn, void *ctx, void *arg)
+/* Posts to a shard, waiting while its inbox is full. Returns false (nothing posted) if
+ * the shard's worker has already left its loop. */
+static bool post_wait(hr_shard_t *to, hr_inbox_fn fn, void *ctx, void *arg)
 {
     hr_shard_t *self = tls_shard;
     while (hr_loop_post(&to->loop, fn, ctx, arg) == HR_ENOBUFS) {
+        if (atomic_load(&to->exited))
+            return false;
         if (self)
             hr_inbox_drain(&self->loop.inbox);
         sched_yield();
     }
+    return true;
 }
 
 int hr_server_start(hr_server_t *s, char *err, size_t errlen)
@@ -518,8 +543,8 @@ static int fan_out(hr_server_t *s, int route_id, const char *topic, const void *
         if (sh == self || !s->started) {
             deliver_local(sh, &r->fo);
             release_fanout(r);
-        } else {
-            post_wait(sh, on_fanout, sh, r);
+        } else if (!post_wait(sh, on_fanout, sh, r)) {
+            release_fanout(r);
         }
     }
     release_fanout(r);
@@ -542,14 +567,6 @@ int hr_server_publish(hr_server_t *s, const char *topic, const void *data, size_
 
 /* ---------------------------------------------------------------- timers */
 
-struct hr_timer_handle {
-    hr_timer_t t;
-    hr_shard_t *sh;
-    uint64_t repeat_ms;
-    void (*cb)(hr_timer_handle_t *t, void *data);
-    void *data;
-    bool stopped;
-};
 
 static void on_user_timer(hr_timer_t *t)
 {
@@ -557,6 +574,7 @@ static void on_user_timer(hr_timer_t *t)
     h->cb(h, h->data);
     if (h->stopped || !h->repeat_ms) {
         hr_loop_timer_stop(&h->sh->loop, &h->t);
+        hr_list_remove(&h->link);
         hr_free(h);
         return;
     }
@@ -579,6 +597,7 @@ hr_timer_handle_t *hr_timer_start(hr_server_t *s, uint64_t after_ms, uint64_t re
     h->repeat_ms = repeat_ms;
     h->cb = cb;
     h->data = data;
+    hr_list_push_back(&sh->user_timers, &h->link);
     hr_loop_update_time(&sh->loop);
     hr_loop_timer_start(&sh->loop, &h->t, after_ms);
     return h;
@@ -588,6 +607,7 @@ void hr_timer_stop(hr_timer_handle_t *h)
 {
     if (hr_timer_armed(&h->t)) {
         hr_loop_timer_stop(&h->sh->loop, &h->t);
+        hr_list_remove(&h->link);
         hr_free(h);
     } else {
         h->stopped = true; /* inside its own callback: freed on return */

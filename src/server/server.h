@@ -83,7 +83,9 @@ struct hr_shard {
     hr_buf_t scratch;    /* inflated messages */
     hr_buf_t zscratch;   /* compressed output */
     hr_timer_t stop_timer;
+    hr_list_t user_timers; /* hr_timer_handle_t, freed at deinit if still armed */
     bool stopping;
+    atomic_bool exited; /* the worker left its loop: posts to it are no longer run */
     hr_shard_stats_t stats;
 };
 
