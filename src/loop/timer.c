@@ -9,6 +9,7 @@ void hr_wheel_init(hr_wheel_t *w, uint64_t now_ms)
     for (size_t i = 0; i < HR_WHEEL_SLOTS; i++)
         hr_list_init(&w->slots[i]);
     w->last_tick = now_ms / HR_WHEEL_TICK_MS;
+    w->running_to = 0;
     w->count = 0;
 }
 
@@ -23,8 +24,11 @@ void hr_timer_arm(hr_wheel_t *w, hr_timer_t *t, uint64_t due_ms)
 {
     hr_timer_disarm(w, t);
     uint64_t tick = (due_ms + HR_WHEEL_TICK_MS - 1) / HR_WHEEL_TICK_MS;
-    if (tick <= w->last_tick)
-        tick = w->last_tick + 1;
+    /* Never into a tick already run, nor (inside a run) one the run will still reach:
+     * a timer re-armed for "now" fires once per run, not once per caught-up tick. */
+    uint64_t floor = w->last_tick > w->running_to ? w->last_tick : w->running_to;
+    if (tick <= floor)
+        tick = floor + 1;
     t->due_ms = due_ms;
     hr_list_push_back(&w->slots[tick % HR_WHEEL_SLOTS], &t->link);
     w->count++;
@@ -44,6 +48,7 @@ void hr_wheel_run(hr_wheel_t *w, uint64_t now_ms)
     /* After a long stall visit each slot once, not once per missed tick. */
     if (now_tick - w->last_tick > HR_WHEEL_SLOTS)
         w->last_tick = now_tick - HR_WHEEL_SLOTS;
+    w->running_to = now_tick;
     while (w->last_tick < now_tick && w->count > 0) {
         w->last_tick++;
         hr_list_t *slot = &w->slots[w->last_tick % HR_WHEEL_SLOTS];
@@ -67,6 +72,7 @@ void hr_wheel_run(hr_wheel_t *w, uint64_t now_ms)
         }
     }
     w->last_tick = now_tick;
+    w->running_to = 0;
 }
 
 int hr_wheel_timeout(const hr_wheel_t *w, uint64_t now_ms)

@@ -24,7 +24,8 @@ typedef struct hr_timer {
 
 typedef struct hr_wheel {
     hr_list_t slots[HR_WHEEL_SLOTS];
-    uint64_t last_tick; /* ticks up to and including this one have been run */
+    uint64_t last_tick;  /* ticks up to and including this one have been run */
+    uint64_t running_to; /* during hr_wheel_run: the tick being caught up to, else 0 */
     size_t count;
 } hr_wheel_t;
 

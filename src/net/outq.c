@@ -53,6 +53,10 @@ static int grow(hr_outq_t *q)
 
 int hr_outq_push(hr_outq_t *q, hr_refbuf_t *rb, size_t off, size_t end)
 {
+    if (off >= end) { /* nothing to send: an empty item would stall writev */
+        hr_refbuf_unref(rb);
+        return 0;
+    }
     if (q->count == q->cap && grow(q)) {
         hr_refbuf_unref(rb);
         return HR_ENOMEM;

@@ -10,7 +10,16 @@
 #include "base/log.h"
 #include "server/config.h"
 
-typedef enum opt_type { T_LISTEN, T_INT, T_SIZE, T_SECONDS, T_ONOFF, T_FLAG, T_STRING, T_LEVEL } opt_type_t;
+typedef enum opt_type {
+    T_LISTEN,
+    T_INT,
+    T_SIZE,
+    T_SECONDS,
+    T_ONOFF,
+    T_FLAG,
+    T_STRING,
+    T_LEVEL
+} opt_type_t;
 
 typedef struct opt_row {
     const char *name;
@@ -94,7 +103,8 @@ static void store_uint(void *field, size_t width, uint64_t v)
         *(uint16_t *)field = (uint16_t)v;
 }
 
-static int parse_listen(hr_config_t *cfg, const opt_row_t *r, const char *v, char *err, size_t errlen)
+static int parse_listen(hr_config_t *cfg, const opt_row_t *r, const char *v, char *err,
+                        size_t errlen)
 {
     const char *colon = strrchr(v, ':');
     if (!colon || colon == v || strlen(v) >= sizeof(cfg->listen))
@@ -199,7 +209,8 @@ int hr_config_set(hr_config_t *cfg, const char *name, const char *value, char *e
             snprintf(why, sizeof(why), "expected seconds from %g to %g", r->min, r->max);
             return bad(err, errlen, r, value, why);
         }
-        store_uint(field, r->width, (uint64_t)(v * 1000.0 + 0.5));
+        uint64_t ms = (uint64_t)(v * 1000.0 + 0.5);
+        store_uint(field, r->width, ms == 0 && v > 0 ? 1 : ms); /* 0 means "never" */
         return 0;
     }
     }

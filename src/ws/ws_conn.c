@@ -82,8 +82,8 @@ static int start_frame(hr_ws_reader_t *r)
 static int inflate_msg(hr_ws_reader_t *r, const uint8_t *in, size_t len)
 {
     r->scratch->len = 0;
-    int rc = hr_deflate_inflate(r->inflater, r->inflate_bits, r->inflate_reset, in, len,
-                                r->scratch, r->max_message ? r->max_message : SIZE_MAX);
+    int rc = hr_deflate_inflate(r->inflater, r->inflate_bits, r->inflate_reset, in, len, r->scratch,
+                                r->max_message ? r->max_message : SIZE_MAX);
     if (rc == HR_EMSGSIZE)
         return fail(r, rc, HR_WS_CLOSE_TOO_BIG);
     if (rc == HR_ENOMEM)
@@ -135,6 +135,14 @@ static int finish_control(hr_ws_reader_t *r, const hr_ws_reader_cb_t *cb, void *
     return cb->on_control(ud, r->hdr.opcode, code, p, n) ? 1 : 0;
 }
 
+/* The header parser reports every violation as HR_EPROTO with its close code; a
+ * payload above the limit is this module's HR_EMSGSIZE. */
+static ssize_t header_error(hr_ws_reader_t *r, ssize_t n)
+{
+    uint16_t code = r->hdr.close_code;
+    return fail(r, code == HR_WS_CLOSE_TOO_BIG ? HR_EMSGSIZE : (int)n, code);
+}
+
 /* Consumes header bytes; returns bytes used, 0 if more are needed (all were taken), or
  * a negative error. */
 static ssize_t take_header(hr_ws_reader_t *r, const uint8_t *buf, size_t len)
@@ -145,7 +153,7 @@ static ssize_t take_header(hr_ws_reader_t *r, const uint8_t *buf, size_t len)
         if (n > 0)
             return n;
         if (n != HR_EAGAIN)
-            return fail(r, (int)n, r->hdr.close_code);
+            return header_error(r, n);
         memcpy(r->hbuf, buf, len);
         r->hlen = (uint8_t)len;
         return 0;
@@ -161,7 +169,7 @@ static ssize_t take_header(hr_ws_reader_t *r, const uint8_t *buf, size_t len)
         return 0;
     }
     if (n < 0)
-        return fail(r, (int)n, r->hdr.close_code);
+        return header_error(r, n);
     r->hlen = 0;
     return n - (ssize_t)had;
 }

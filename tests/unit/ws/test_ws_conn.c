@@ -114,7 +114,8 @@ static void add_close(bytes_t *b, uint16_t code, const void *reason, size_t len)
     uint8_t p[125];
     p[0] = (uint8_t)(code >> 8);
     p[1] = (uint8_t)code;
-    memcpy(p + 2, reason, len);
+    if (len)
+        memcpy(p + 2, reason, len);
     add_frame(b, true, 0, HR_WS_OP_CLOSE, p, len + 2);
 }
 
@@ -274,7 +275,7 @@ static void test_ws_conn_single_frame_binary_is_delivered_any_bytes(void **state
     uint8_t bin[300];
     for (size_t i = 0; i < sizeof(bin); i++)
         bin[i] = (uint8_t)(255 - i * 7);
-    add_frame(&in, true, 0, HR_WS_OP_BINARY, bin, 7); /* 7-bit length */
+    add_frame(&in, true, 0, HR_WS_OP_BINARY, bin, 7);           /* 7-bit length */
     add_frame(&in, true, 0, HR_WS_OP_BINARY, bin, sizeof(bin)); /* 16-bit length */
     want_msg(&want, HR_WS_OP_BINARY, bin, 7);
     want_msg(&want, HR_WS_OP_BINARY, bin, sizeof(bin));
@@ -420,11 +421,12 @@ static void test_ws_conn_invalid_utf8_text_is_1007(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "ab\xFF" "cd",             /* never valid */
-        "\xC0\xAF",                /* overlong */
-        "x\xED\xA0\x80y",          /* surrogate */
-        "\xF4\x90\x80\x80",        /* above U+10FFFF */
-        "ok \xE2\x82\x41",         /* bad continuation */
+        "ab\xFF"
+        "cd",               /* never valid */
+        "\xC0\xAF",         /* overlong */
+        "x\xED\xA0\x80y",   /* surrogate */
+        "\xF4\x90\x80\x80", /* above U+10FFFF */
+        "ok \xE2\x82\x41",  /* bad continuation */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         bytes_t in = {0}, want = {0};
@@ -464,9 +466,9 @@ static void test_ws_conn_invalid_utf8_fails_as_soon_as_the_bad_byte_is_fed(void 
         size_t at; /* offset of the byte that makes it invalid */
     } cases[] = {
         {"hello \xFF", 6},
-        {"hi \xED\xA0", 4},     /* surrogate: invalid at its second byte */
-        {"\xF4\x90", 1},        /* above U+10FFFF: invalid at its second byte */
-        {"\xE2\x82(", 2},       /* bad continuation */
+        {"hi \xED\xA0", 4}, /* surrogate: invalid at its second byte */
+        {"\xF4\x90", 1},    /* above U+10FFFF: invalid at its second byte */
+        {"\xE2\x82(", 2},   /* bad continuation */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t n = strlen(cases[i].bytes);
@@ -475,8 +477,7 @@ static void test_ws_conn_invalid_utf8_fails_as_soon_as_the_bad_byte_is_fed(void 
             bytes_t in = {0}, want = {0};
             if (frag)
                 add_text(&in, false, HR_WS_OP_TEXT, "first ");
-            add_frame(&in, true, 0, frag ? HR_WS_OP_CONT : HR_WS_OP_TEXT, payload,
-                      sizeof(payload));
+            add_frame(&in, true, 0, frag ? HR_WS_OP_CONT : HR_WS_OP_TEXT, payload, sizeof(payload));
             size_t hdr = 2 + 4; /* 100 bytes: 7-bit length, then the key */
             in.len -= sizeof(payload) - (cases[i].at + 1);
             assert_true(in.len > hdr);
@@ -515,8 +516,13 @@ static void test_ws_conn_code_point_split_across_fragments_is_valid(void **state
     /* U+20AC in three fragments */
     add_text(&in, false, HR_WS_OP_TEXT, "a\xE2");
     add_text(&in, false, HR_WS_OP_CONT, "\x82");
-    add_text(&in, true, HR_WS_OP_CONT, "\xAC" "b");
-    want_msg(&want, HR_WS_OP_TEXT, "a\xE2\x82\xAC" "b", 5);
+    add_text(&in, true, HR_WS_OP_CONT,
+             "\xAC"
+             "b");
+    want_msg(&want, HR_WS_OP_TEXT,
+             "a\xE2\x82\xAC"
+             "b",
+             5);
     /* U+1F600 one byte per fragment, with a ping in between */
     add_text(&in, false, HR_WS_OP_TEXT, "\xF0");
     add_text(&in, false, HR_WS_OP_CONT, "\x9F");
