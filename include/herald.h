@@ -139,8 +139,7 @@ HR_API int hr_conn_unsubscribe(hr_conn_t *c, const char *topic);
  * NULL on out of memory.
  */
 HR_API hr_timer_handle_t *hr_timer_start(hr_server_t *s, uint64_t after_ms, uint64_t repeat_ms,
-                                         void (*cb)(hr_timer_handle_t *t, void *data),
-                                         void *data);
+                                         void (*cb)(hr_timer_handle_t *t, void *data), void *data);
 /* Stops and frees a timer; on its own thread only (e.g. inside its callback). */
 HR_API void hr_timer_stop(hr_timer_handle_t *t);
 

@@ -10,7 +10,7 @@
  * -errno unchanged.
  */
 #define HR_ERRNO_MAP(X)                                                                            \
-    X(EAGAIN, -11, "need more input or resource temporarily unavailable")                         \
+    X(EAGAIN, -11, "need more input or resource temporarily unavailable")                          \
     X(ENOMEM, -12, "out of memory")                                                                \
     X(EINVAL, -22, "invalid argument")                                                             \
     X(EPROTO, -71, "protocol error")                                                               \

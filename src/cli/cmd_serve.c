@@ -34,7 +34,8 @@ int hr_cmd_serve(int argc, char **argv)
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, "herald serve: unexpected argument '%s' (see herald serve --help)\n", arg);
+            fprintf(stderr, "herald serve: unexpected argument '%s' (see herald serve --help)\n",
+                    arg);
             return 2;
         }
         char name[64];
@@ -47,7 +48,8 @@ int hr_cmd_serve(int argc, char **argv)
         name[nlen] = 0;
         bool takes = false;
         if (!hr_config_known(name, &takes)) {
-            fprintf(stderr, "herald serve: unknown option '--%s' (see herald serve --help)\n", name);
+            fprintf(stderr, "herald serve: unknown option '--%s' (see herald serve --help)\n",
+                    name);
             return 2;
         }
         if (eq)
@@ -91,7 +93,8 @@ int hr_cmd_serve(int argc, char **argv)
     }
     const char *host = cfg.server.host;
     bool v6 = strchr(host, ':') != NULL;
-    printf("herald listening on %s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "", hr_server_port(srv));
+    printf("herald listening on %s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "",
+           hr_server_port(srv));
     fflush(stdout);
     hr_log_info("herald %s: %d threads, endpoints /ws /broadcast", HR_VERSION_STRING,
                 cfg.server.threads);

@@ -35,8 +35,8 @@ typedef struct hr_http_request {
  * (also returned while incomplete, as soon as len > max_bytes) or has more headers than
  * req->num_headers, 505 for an HTTP major version other than 1.
  */
-ssize_t hr_http_parse_request(const char *buf, size_t len, size_t max_bytes,
-                              hr_http_request_t *req, int *status);
+ssize_t hr_http_parse_request(const char *buf, size_t len, size_t max_bytes, hr_http_request_t *req,
+                              int *status);
 
 /* Returns the first header named name (case-insensitive), or NULL. */
 const hr_http_header_t *hr_http_find_header(const hr_http_request_t *req, const char *name);

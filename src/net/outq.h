@@ -21,7 +21,7 @@ typedef struct hr_outq_item {
 typedef struct hr_outq {
     hr_outq_item_t *items;
     uint32_t head, count, cap;
-    size_t bytes; /* unsent bytes in total */
+    size_t bytes;      /* unsent bytes in total */
     bool head_partial; /* the first item is partly written */
 } hr_outq_t;
 

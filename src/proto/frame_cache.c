@@ -55,8 +55,8 @@ void hr_frame_unref(hr_frame_t *f)
     hr_free(f);
 }
 
-hr_refbuf_t *hr_frame_deflated(hr_frame_t *f, hr_deflate_stream_t *s, const hr_deflate_config_t *cfg,
-                               hr_buf_t *scratch)
+hr_refbuf_t *hr_frame_deflated(hr_frame_t *f, hr_deflate_stream_t *s,
+                               const hr_deflate_config_t *cfg, hr_buf_t *scratch)
 {
     hr_refbuf_t *rb = atomic_load_explicit(&f->deflated, memory_order_acquire);
     if (rb || atomic_load(&f->deflate_failed))

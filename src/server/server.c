@@ -243,7 +243,8 @@ static void on_accept(hr_io_t *io, uint32_t events)
 
 static int open_listener(hr_server_t *s, uint16_t port, uint16_t *bound, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char portstr[8];
@@ -322,7 +323,8 @@ static void shard_stop(void *ctx, void *arg)
         n = next;
     }
     /* Closing peers answer within the linger time; never wait longer than asked. */
-    sh->sock.linger_ms = sh->srv->opt.shutdown_timeout_ms < 2000 ? sh->srv->opt.shutdown_timeout_ms : 2000;
+    sh->sock.linger_ms =
+        sh->srv->opt.shutdown_timeout_ms < 2000 ? sh->srv->opt.shutdown_timeout_ms : 2000;
     hr_timer_init(&sh->stop_timer, on_stop_timer);
     hr_loop_timer_start(&sh->loop, &sh->stop_timer, sh->srv->opt.shutdown_timeout_ms);
 }
@@ -459,7 +461,7 @@ void hr_server_destroy(hr_server_t *s)
 
 typedef struct fanout {
     hr_frame_t *frame;
-    int route_id;    /* >= 0: a route broadcast */
+    int route_id;     /* >= 0: a route broadcast */
     size_t topic_len; /* otherwise: a topic publish */
     char topic[];
 } fanout_t;
@@ -566,7 +568,6 @@ int hr_server_publish(hr_server_t *s, const char *topic, const void *data, size_
 }
 
 /* ---------------------------------------------------------------- timers */
-
 
 static void on_user_timer(hr_timer_t *t)
 {

@@ -57,7 +57,7 @@ struct hr_conn {
     bool deflate;
     bool close_sent;
     bool close_received;
-    bool opened; /* on_open ran: on_close is owed */
+    bool opened;     /* on_open ran: on_close is owed */
     int8_t protocol; /* index into route->subprotocols, -1 none */
     uint16_t close_code;
     uint8_t close_reason_len;
@@ -80,8 +80,8 @@ struct hr_shard {
     hr_list_t route_conns[HR_MAX_ROUTES];
     hr_topics_t topics;
     hr_deflate_stream_t inflate_shared, deflate_shared;
-    hr_buf_t scratch;    /* inflated messages */
-    hr_buf_t zscratch;   /* compressed output */
+    hr_buf_t scratch;  /* inflated messages */
+    hr_buf_t zscratch; /* compressed output */
     hr_timer_t stop_timer;
     hr_list_t user_timers; /* hr_timer_handle_t, freed at deinit if still armed */
     bool stopping;

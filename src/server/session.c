@@ -128,7 +128,8 @@ static void fail_conn(hr_conn_t *c, uint16_t code, const char *reason)
         /* on_close reports the code we sent when we started the close. */
         c->close_received = true;
         c->close_code = code;
-        c->close_reason_len = (uint8_t)(rlen > sizeof(c->close_reason) ? sizeof(c->close_reason) : rlen);
+        c->close_reason_len =
+            (uint8_t)(rlen > sizeof(c->close_reason) ? sizeof(c->close_reason) : rlen);
         memcpy(c->close_reason, reason, c->close_reason_len);
     }
     c->phase = HR_PHASE_CLOSING;
@@ -182,8 +183,8 @@ int hr_conn_send(hr_conn_t *c, const void *data, size_t len, bool binary)
         if (takeover && !s)
             s = c->own_deflate = hr_calloc(1, sizeof(*s));
         sh->zscratch.len = 0;
-        if (s && hr_deflate_compress(s, &sh->srv->deflate, c->dfl.server_max_window_bits,
-                                     !takeover, data, len, &sh->zscratch) == 0)
+        if (s && hr_deflate_compress(s, &sh->srv->deflate, c->dfl.server_max_window_bits, !takeover,
+                                     data, len, &sh->zscratch) == 0)
             rb = hr_frame_build(op, true, sh->zscratch.data, sh->zscratch.len);
         if (sh->zscratch.cap > (1u << 20))
             hr_buf_deinit(&sh->zscratch);
@@ -277,8 +278,8 @@ static void feed_ws(hr_conn_t *c, uint8_t *data, size_t len)
     if (c->route->cb.on_error)
         c->route->cb.on_error(c, (int)n);
     const char *why = c->rd.close_code == HR_WS_CLOSE_INVALID_PAYLOAD ? "invalid payload"
-                      : c->rd.close_code == HR_WS_CLOSE_TOO_BIG      ? "message too big"
-                                                                     : "protocol error";
+                      : c->rd.close_code == HR_WS_CLOSE_TOO_BIG       ? "message too big"
+                                                                      : "protocol error";
     fail_conn(c, c->rd.close_code, why);
 }
 
@@ -382,8 +383,8 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
         http_fail(c, 403, "origin not allowed", NULL);
         return -1;
     }
-    c->protocol = (int8_t)hr_http_choose_subprotocol(
-        req, (const char *const *)route->subprotocols, route->nsubprotocols);
+    c->protocol = (int8_t)hr_http_choose_subprotocol(req, (const char *const *)route->subprotocols,
+                                                     route->nsubprotocols);
     char ext[256];
     const char *ext_resp = NULL;
     if (srv->deflate.enabled) {
@@ -403,7 +404,8 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
             olen += h->value_len;
         }
         offers[olen] = 0;
-        if (olen && hr_deflate_negotiate(offers, olen, &srv->deflate, &c->dfl, ext, sizeof(ext)) == 1) {
+        if (olen &&
+            hr_deflate_negotiate(offers, olen, &srv->deflate, &c->dfl, ext, sizeof(ext)) == 1) {
             c->deflate = true;
             ext_resp = ext;
         }
@@ -412,8 +414,8 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     hr_http_accept_key(up.key, up.key_len, accept);
     hr_buf_t out;
     hr_buf_init(&out);
-    int rc = hr_http_write_101(&out, accept, c->protocol >= 0 ? route->subprotocols[c->protocol] : NULL,
-                               ext_resp);
+    int rc = hr_http_write_101(
+        &out, accept, c->protocol >= 0 ? route->subprotocols[c->protocol] : NULL, ext_resp);
     if (rc == 0)
         rc = hr_sock_write_copy(&c->sock, out.data, out.len);
     hr_buf_deinit(&out);

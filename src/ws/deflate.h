@@ -14,8 +14,8 @@
 
 /* What this endpoint is willing to do (server: from the command line). */
 typedef struct hr_deflate_config {
-    bool enabled;          /* accept / offer permessage-deflate at all */
-    bool context_takeover; /* false: always answer with server_ and client_no_context_takeover */
+    bool enabled;            /* accept / offer permessage-deflate at all */
+    bool context_takeover;   /* false: always answer with server_ and client_no_context_takeover */
     uint8_t max_window_bits; /* our own compressor's cap, 9..15 (default 15) */
     int level;               /* zlib level, default 6 */
     int mem_level;           /* zlib memLevel, default 8 */
@@ -62,9 +62,9 @@ int hr_deflate_accept_response(const char *resp, size_t len, const hr_deflate_co
 /* One direction's zlib stream. Zeroed memory is a valid, not-yet-allocated stream. */
 typedef struct hr_deflate_stream {
     z_stream z;
-    bool ready;        /* zlib state allocated */
-    bool compress;     /* deflate (true) or inflate (false) */
-    int window_bits;   /* 9..15 as allocated */
+    bool ready;      /* zlib state allocated */
+    bool compress;   /* deflate (true) or inflate (false) */
+    int window_bits; /* 9..15 as allocated */
 } hr_deflate_stream_t;
 
 /*

@@ -14,7 +14,7 @@
 typedef struct hr_ws_frame_header {
     bool fin;
     bool rsv1, rsv2, rsv3;
-    uint8_t opcode;  /* HR_WS_OP_* */
+    uint8_t opcode; /* HR_WS_OP_* */
     bool masked;
     uint8_t mask[4]; /* valid when masked */
     uint64_t payload_len;
