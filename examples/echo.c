@@ -10,8 +10,9 @@
 
 static void on_open(hr_conn_t *c)
 {
-    printf("open: connection %llu on thread %d\n", (unsigned long long)hr_conn_id(c),
-           hr_conn_thread(c));
+    const char *proto = hr_conn_protocol(c);
+    printf("open: connection %llu on thread %d protocol %s\n", (unsigned long long)hr_conn_id(c),
+           hr_conn_thread(c), proto ? proto : "(none)");
     fflush(stdout);
 }
 
@@ -40,7 +41,9 @@ int main(int argc, char **argv)
         return 1;
     }
     hr_route_callbacks_t cb = {.on_open = on_open, .on_message = on_message, .on_close = on_close};
-    hr_server_add_route(srv, "/echo", &cb, NULL, NULL);
+    /* Subprotocols in server preference order; a client offering none still connects. */
+    static const char *const protocols[] = {"echo.v2", "echo.v1", NULL};
+    hr_server_add_route(srv, "/echo", &cb, protocols, NULL);
     if (hr_server_start(srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "echo: %s\n", err);
         hr_server_destroy(srv);

@@ -35,9 +35,9 @@ function startExample(name) {
   });
 }
 
-function open(url) {
+function open(url, protocols) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, protocols);
     const inbox = [];
     const waiters = [];
     ws.on('message', (data, isBinary) => {
@@ -63,8 +63,15 @@ test('example_echo echoes text and binary and reports open/close', { skip: !dir 
   assert.deepEqual([...(await ws.next())], [0, 1, 2, 255]);
   ws.close(1000, 'bye');
   await new Promise((r) => ws.once('close', r));
+  // subprotocols: the server's preference wins among those offered; none offered is fine
+  const v = await open(`ws://127.0.0.1:${ex.port}/echo`, ['echo.v1', 'echo.v2']);
+  assert.equal(v.protocol, 'echo.v2');
+  const v1 = await open(`ws://127.0.0.1:${ex.port}/echo`, ['chat', 'echo.v1']);
+  assert.equal(v1.protocol, 'echo.v1');
+  v.close(); v1.close();
   assert.equal(await ex.stop(), 0);
-  assert.match(ex.output(), /open: connection \d+ on thread \d+/);
+  assert.match(ex.output(), /open: connection \d+ on thread \d+ protocol \(none\)/);
+  assert.match(ex.output(), /protocol echo\.v2/);
   assert.match(ex.output(), /close: connection \d+ code 1000 reason 'bye'/);
 });
 
