@@ -29,6 +29,8 @@ void hr_ws_reader_set_deflate(hr_ws_reader_t *r, hr_deflate_stream_t *inflater, 
                               uint8_t peer_window_bits, bool peer_no_context_takeover)
 {
     r->limits.allow_rsv1 = true;
+    if (r->max_message)
+        r->limits.max_payload = r->max_message + r->max_message / 256 + 64;
     r->inflater = inflater;
     r->scratch = scratch;
     r->inflate_bits = peer_window_bits;
@@ -73,7 +75,10 @@ static int start_frame(hr_ws_reader_t *r)
         r->msg_len = 0;
         hr_utf8_init(&r->utf8);
     }
-    if (r->max_message && h->payload_len > r->max_message - r->msg_len)
+    /* A compressed message is bounded by its inflated size (checked when inflating);
+     * its compressed bytes may exceed that by deflate's worst-case expansion. */
+    uint64_t limit = r->msg_deflated ? r->limits.max_payload : r->max_message;
+    if (limit && h->payload_len > limit - r->msg_len)
         return fail(r, HR_EMSGSIZE, HR_WS_CLOSE_TOO_BIG);
     r->msg_len += h->payload_len;
     return 0;

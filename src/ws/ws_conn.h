@@ -57,7 +57,9 @@ typedef struct hr_ws_reader {
 
 /* role: whose frames we parse; max_message bounds a message (and a frame). */
 void hr_ws_reader_init(hr_ws_reader_t *r, hr_ws_role_t role, uint64_t max_message);
-/* Enables RSV1 / inflation with the agreed parameters (we are role's side). */
+/* Enables RSV1 / inflation with the agreed parameters (we are role's side). A compressed
+ * message is limited by its inflated size; its frames may exceed max_message by deflate's
+ * worst-case expansion (max_message / 256 + 64). */
 void hr_ws_reader_set_deflate(hr_ws_reader_t *r, hr_deflate_stream_t *inflater, hr_buf_t *scratch,
                               uint8_t peer_window_bits, bool peer_no_context_takeover);
 /* Frees the partial-message buffer. */

@@ -2,7 +2,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startHerald, rawWs, OP, sleep, withTimeout, patternBytes } from '../helpers/herald.mjs';
+import { startHerald, rawWs, OP, sleep, withTimeout, waitUntil, patternBytes } from '../helpers/herald.mjs';
 
 function openWs(url) {
   return withTimeout(new Promise((resolve, reject) => {
@@ -45,7 +45,7 @@ describe('broadcast', () => {
         for (let i = 0; i < SENDERS; i++) clients[i].send(JSON.stringify({ from: i, seq: n }));
       }
       const expected = CLIENTS * SENDERS * PER;
-      await withTimeout((async () => { while (total < expected) await sleep(50); })(), 60000, `broadcast delivery (${expected} deliveries)`)
+      await waitUntil(() => !(total < expected), 60000, `broadcast delivery (${expected} deliveries)`)
         .catch((e) => { e.message += `; delivered ${total}`; throw e; });
       await sleep(300); // let any duplicate arrive
       const bad = state.map((s, i) => ({ i, ...s })).filter((s) => s.count !== SENDERS * PER || s.errors.length || s.next.some((x) => x !== PER));
@@ -57,7 +57,7 @@ describe('broadcast', () => {
   });
 
   test('slow consumer beyond --max-backlog is disconnected (1008); the others get every message', { timeout: 60000 }, async () => {
-    const srv = await startHerald(['--threads', '2', '--max-backlog', '256K']);
+    const srv = await startHerald(['--threads', '2', '--max-backlog', '256K', '--log-level', 'debug']);
     const slow = await rawWs(srv.port, { path: '/broadcast' });
     const normal = await openWs(`${srv.url}/broadcast`);
     const flooder = await openWs(`${srv.url}/broadcast`);
@@ -72,10 +72,13 @@ describe('broadcast', () => {
         const b = patternBytes(MSG, i + 1);
         b.writeUInt32BE(i, 0);
         flooder.send(b, { binary: true });
-        if (i % 16 === 15) await sleep(5);
+        // pace the flood by what the normal (reading) client has received: it stays at most
+        // 2 messages (128K) behind, so only the client that reads nothing piles up a backlog
+        await waitUntil(() => got.length >= i - 1, 10000, `normal client receiving message ${i - 1}`)
+          .catch((e) => { e.message += `; herald stderr tail:\n${srv.stderr().slice(-1500)}`; throw e; });
       }
-      await withTimeout((async () => { while (got.length < COUNT) await sleep(20); })(), 30000, 'normal client receiving the flood')
-        .catch((e) => { e.message += `; got ${got.length}/${COUNT}`; throw e; });
+      await waitUntil(() => !(got.length < COUNT), 15000, 'normal client receiving the flood')
+        .catch((e) => { e.message += `; got ${got.length}/${COUNT}; herald stderr tail:\n${srv.stderr().slice(-1500)}`; throw e; });
       assert.deepEqual(got.map((d) => d.readUInt32BE(0)), Array.from({ length: COUNT }, (_, i) => i), 'normal client order');
       assert.ok(got.every((d) => d.length === MSG));
 
@@ -98,7 +101,7 @@ describe('broadcast', () => {
       // the server is still healthy for the remaining clients
       const before = got.length;
       flooder.send('after eviction');
-      await withTimeout((async () => { while (got.length === before) await sleep(10); })(), 5000, 'broadcast after eviction');
+      await waitUntil(() => !(got.length === before), 5000, 'broadcast after eviction');
       assert.equal(got[before].toString(), 'after eviction');
     } finally {
       slow.destroy();

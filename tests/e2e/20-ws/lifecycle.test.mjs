@@ -2,7 +2,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startHerald, rawWs, OP, sleep, withTimeout } from '../helpers/herald.mjs';
+import { startHerald, rawWs, OP, sleep, withTimeout, waitUntil } from '../helpers/herald.mjs';
 
 describe('shutdown', () => {
   for (const signal of ['SIGTERM', 'SIGINT']) {
@@ -29,7 +29,7 @@ describe('shutdown', () => {
         assert.equal(exit.code, 0, `exit code (signal ${exit.signal}); stderr:\n${srv.stderr().slice(-2000)}`);
         assert.ok(Date.now() - t0 <= 5000);
         // every client saw the server's close frame (ws reports the received code)
-        await withTimeout((async () => { while (clients.some((c) => c.close === null)) await sleep(20); })(), 3000, 'client close events');
+        await waitUntil(() => !(clients.some((c) => c.close === null)), 3000, 'client close events');
         assert.deepEqual(clients.map((c) => c.close), Array(10).fill(1001));
       } finally {
         for (const c of clients) c.ws.terminate();

@@ -709,6 +709,15 @@ export function withTimeout(promise, ms, what = 'operation') {
   ]).finally(() => clearTimeout(t));
 }
 
+/** Poll pred() every stepMs until it is true; reject after ms. The poll always stops. */
+export async function waitUntil(pred, ms, what = 'condition', stepMs = 20) {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+}
+
 /** Deterministic pseudo-random bytes (fast, reproducible). */
 export function patternBytes(n, seed = 1) {
   const b = Buffer.allocUnsafe(n);
