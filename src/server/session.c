@@ -53,6 +53,7 @@ void hr_session_accept(hr_shard_t *sh, int fd)
     }
     hr_list_push_back(&sh->conns, &c->shard_link);
     sh->stats.accepted++;
+    hr_log_debug("conn %llu: accepted on thread %d", (unsigned long long)c->id, sh->index);
     c->last_rx_ms = now_ms(c);
     hr_sock_timer(&c->sock, sh->srv->opt.handshake_timeout_ms);
 }

@@ -17,7 +17,7 @@ describe('broadcast', () => {
     const CLIENTS = 500;
     const SENDERS = 50;
     const PER = 20;
-    const srv = await startHerald(['--threads', '2']);
+    const srv = await startHerald(['--threads', '2', '--log-level', 'debug']);
     const clients = [];
     try {
       // connect in batches to avoid a SYN flood against the listen backlog
@@ -48,6 +48,11 @@ describe('broadcast', () => {
       await waitUntil(() => !(total < expected), 60000, `broadcast delivery (${expected} deliveries)`)
         .catch((e) => { e.message += `; delivered ${total}`; throw e; });
       await sleep(300); // let any duplicate arrive
+      // the kernel spread the clients over both worker threads (SO_REUSEPORT)
+      for (const t of [0, 1]) {
+        const n = srv.stderr().split('\n').filter((l) => l.includes(`accepted on thread ${t}`)).length;
+        assert.ok(n >= 100, `only ${n} of ${CLIENTS} connections on thread ${t}`);
+      }
       const bad = state.map((s, i) => ({ i, ...s })).filter((s) => s.count !== SENDERS * PER || s.errors.length || s.next.some((x) => x !== PER));
       assert.deepEqual(bad.slice(0, 5).map((s) => ({ client: s.i, count: s.count, errors: s.errors.slice(0, 3) })), [], `${bad.length} clients with wrong deliveries`);
     } finally {
