@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "base/alloc.h"
 #include "herald/error.h"
 #include "loop/loop.h"
 #include "loop/loop_backend.h"
@@ -50,9 +51,30 @@ int hr_loop_init(hr_loop_t *loop, size_t inbox_capacity)
 
 void hr_loop_deinit(hr_loop_t *loop)
 {
+    for (int i = 0; i < loop->n_destroy_hooks; i++)
+        loop->destroy_hooks[i].fn(loop, loop->destroy_hooks[i].data);
+    loop->n_destroy_hooks = 0;
     hr_loop_io_stop(loop, &loop->inbox_io);
     hr_inbox_deinit(&loop->inbox);
     hr_backend_destroy(loop->be);
+}
+
+int hr_loop_add_end_hook(hr_loop_t *loop, hr_loop_hook fn, void *data)
+{
+    if (loop->n_end_hooks == HR_LOOP_MAX_HOOKS)
+        return HR_ENOBUFS;
+    loop->end_hooks[loop->n_end_hooks].fn = fn;
+    loop->end_hooks[loop->n_end_hooks++].data = data;
+    return 0;
+}
+
+int hr_loop_add_destroy_hook(hr_loop_t *loop, hr_loop_hook fn, void *data)
+{
+    if (loop->n_destroy_hooks == HR_LOOP_MAX_HOOKS)
+        return HR_ENOBUFS;
+    loop->destroy_hooks[loop->n_destroy_hooks].fn = fn;
+    loop->destroy_hooks[loop->n_destroy_hooks++].data = data;
+    return 0;
 }
 
 int hr_loop_io_start(hr_loop_t *loop, hr_io_t *io, uint32_t events)
@@ -110,12 +132,36 @@ void hr_loop_run_once(hr_loop_t *loop, int max_wait_ms)
         io->cb(io, evs[i].events);
     }
     hr_wheel_run(&loop->wheel, loop->now_ms);
-    if (loop->end_hook)
-        loop->end_hook(loop, loop->hook_data);
+    for (int i = 0; i < loop->n_end_hooks; i++)
+        loop->end_hooks[i].fn(loop, loop->end_hooks[i].data);
 }
 
 void hr_loop_run(hr_loop_t *loop)
 {
     while (!loop->stop)
         hr_loop_run_once(loop, -1);
+    loop->stop = false; /* the loop can be run again */
+}
+
+hr_loop_t *hr_loop_create(void)
+{
+    hr_loop_t *loop = hr_malloc(sizeof(*loop));
+    if (loop && hr_loop_init(loop, 1024) != 0) {
+        hr_free(loop);
+        loop = NULL;
+    }
+    return loop;
+}
+
+void hr_loop_destroy(hr_loop_t *loop)
+{
+    if (!loop)
+        return;
+    hr_loop_deinit(loop);
+    hr_free(loop);
+}
+
+uint64_t hr_loop_now(const hr_loop_t *loop)
+{
+    return loop->now_ms;
 }

@@ -10,10 +10,10 @@
 #include <sys/epoll.h>
 
 #include "base/list.h"
+#include "herald/loop.h"
 #include "loop/inbox.h"
 #include "loop/timer.h"
 
-typedef struct hr_loop hr_loop_t;
 struct hr_io;
 typedef void (*hr_io_cb)(struct hr_io *io, uint32_t events);
 
@@ -26,6 +26,8 @@ typedef struct hr_io {
 
 typedef void (*hr_loop_hook)(hr_loop_t *loop, void *data);
 
+#define HR_LOOP_MAX_HOOKS 4
+
 struct hr_loop {
     int be;
     bool stop;
@@ -33,19 +35,25 @@ struct hr_loop {
     hr_wheel_t wheel;
     hr_inbox_t inbox;
     hr_io_t inbox_io;
-    hr_loop_hook end_hook; /* run at the end of every iteration */
-    void *hook_data;
-    void *data; /* owner's pointer */
+    struct {
+        hr_loop_hook fn;
+        void *data;
+    } end_hooks[HR_LOOP_MAX_HOOKS], destroy_hooks[HR_LOOP_MAX_HOOKS]; /* in order of adding */
+    int n_end_hooks, n_destroy_hooks;
+    struct hr_sock_ctx *sock_ctx; /* the net layer's per-loop state, set by whoever made it */
+    void *data;                   /* owner's pointer */
 };
 
-/* Returns 0 or a negative error. inbox_capacity posts may be pending at once. */
+/* Adds fn(loop, data) to run at the end of every iteration (after I/O and timers), or
+ * when the loop is destroyed. 0 or HR_ENOBUFS (at most HR_LOOP_MAX_HOOKS each). */
+int hr_loop_add_end_hook(hr_loop_t *loop, hr_loop_hook fn, void *data);
+int hr_loop_add_destroy_hook(hr_loop_t *loop, hr_loop_hook fn, void *data);
+
+/* For a loop embedded in its owner (a shard); hr_loop_create/destroy (herald/loop.h) wrap
+ * these for standalone loops. Returns 0 or a negative error. inbox_capacity posts may be
+ * pending at once. hr_loop_run, hr_loop_run_once and hr_loop_stop are in herald/loop.h. */
 int hr_loop_init(hr_loop_t *loop, size_t inbox_capacity);
 void hr_loop_deinit(hr_loop_t *loop);
-/* Runs iterations until hr_loop_stop() is called from this loop's thread. */
-void hr_loop_run(hr_loop_t *loop);
-/* Runs one iteration, waiting at most max_wait_ms for I/O (-1: until a timer or I/O). */
-void hr_loop_run_once(hr_loop_t *loop, int max_wait_ms);
-void hr_loop_stop(hr_loop_t *loop);
 /* Refreshes and returns the loop's monotonic clock (ms). */
 uint64_t hr_loop_update_time(hr_loop_t *loop);
 /* Monotonic milliseconds. */

@@ -124,9 +124,9 @@ static int shard_init(hr_server_t *srv, hr_shard_t *sh, int index)
     if (rc)
         return rc;
     sh->loop.data = sh;
-    sh->loop.end_hook = shard_end_hook;
-    sh->loop.hook_data = sh;
+    hr_loop_add_end_hook(&sh->loop, shard_end_hook, sh);
     rc = hr_sock_ctx_init(&sh->sock, &sh->loop, RECV_BUFFER);
+    sh->loop.sock_ctx = &sh->sock;
     if (rc) {
         hr_loop_deinit(&sh->loop);
         return rc;
