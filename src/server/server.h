@@ -37,6 +37,15 @@ typedef enum hr_conn_phase {
     HR_PHASE_CLOSING,  /* close frame sent or connection failed: no more callbacks but on_close */
 } hr_conn_phase_t;
 
+/* permessage-deflate state of one connection: allocated only when negotiated. */
+typedef struct hr_conn_deflate {
+    hr_deflate_params_t p;
+    hr_deflate_stream_t *own_inflate; /* only with client context takeover */
+    hr_deflate_stream_t *own_deflate; /* only with server context takeover */
+} hr_conn_deflate_t;
+
+/* A WebSocket connection. Its size is the idle-memory budget (bench: RSS per idle
+ * connection): everything a connection needs only sometimes hangs off a pointer. */
 struct hr_conn {
     hr_sock_t sock; /* first: a sock pointer is a conn pointer */
     hr_shard_t *shard;
@@ -44,24 +53,23 @@ struct hr_conn {
     hr_list_t shard_link; /* all connections of the shard */
     hr_list_t route_link; /* connections of the route on this shard */
     hr_list_t subs;       /* hr_sub_t.owner_link */
-    hr_buf_t head;        /* partial request head (HTTP phase only) */
-    hr_ws_reader_t rd;
-    hr_deflate_params_t dfl;
-    hr_deflate_stream_t *own_inflate; /* only with context takeover */
-    hr_deflate_stream_t *own_deflate;
+    union {
+        hr_buf_t head;     /* HTTP phase: partial request head */
+        hr_ws_reader_t rd; /* open phase */
+    } u;
+    hr_conn_deflate_t *dfl; /* NULL: no permessage-deflate */
+    char *close_reason;     /* set when the close starts, for on_close */
     uint64_t id;
     uint64_t last_rx_ms;
     uint64_t last_ping_ms;
     void *user;
-    hr_conn_phase_t phase;
-    bool deflate;
+    uint8_t phase; /* hr_conn_phase_t */
     bool close_sent;
-    bool close_received;
-    bool opened;     /* on_open ran: on_close is owed */
-    int8_t protocol; /* index into route->subprotocols, -1 none */
-    uint16_t close_code;
+    bool close_known; /* close_code holds the code received, or sent if we started */
+    bool opened;      /* on_open ran: on_close is owed */
+    int8_t protocol;  /* index into route->subprotocols, -1 none */
     uint8_t close_reason_len;
-    char close_reason[123];
+    uint16_t close_code;
 };
 
 typedef struct hr_shard_stats {

@@ -45,7 +45,7 @@ void hr_session_accept(hr_shard_t *sh, int fd)
     c->protocol = -1;
     hr_list_init(&c->route_link);
     hr_list_init(&c->subs);
-    hr_buf_init(&c->head);
+    hr_buf_init(&c->u.head);
     if (hr_sock_start(&c->sock, &sh->sock, fd, &conn_ops) != 0) {
         close(fd);
         hr_free(c);
@@ -72,20 +72,26 @@ static void on_free(hr_sock_t *s)
     hr_conn_t *c = conn_of(s);
     detach(c);
     if (c->opened && c->route->cb.on_close) {
-        uint16_t code = c->close_received ? c->close_code : HR_WS_CLOSE_ABNORMAL;
-        c->route->cb.on_close(c, code, c->close_reason, c->close_reason_len);
+        uint16_t code = c->close_known ? c->close_code : HR_WS_CLOSE_ABNORMAL;
+        c->route->cb.on_close(c, code, c->close_reason ? c->close_reason : "", c->close_reason_len);
     }
     hr_list_remove(&c->shard_link);
-    hr_buf_deinit(&c->head);
-    hr_ws_reader_deinit(&c->rd);
-    if (c->own_inflate) {
-        hr_deflate_stream_deinit(c->own_inflate);
-        hr_free(c->own_inflate);
+    if (c->opened)
+        hr_ws_reader_deinit(&c->u.rd);
+    else
+        hr_buf_deinit(&c->u.head);
+    if (c->dfl) {
+        if (c->dfl->own_inflate) {
+            hr_deflate_stream_deinit(c->dfl->own_inflate);
+            hr_free(c->dfl->own_inflate);
+        }
+        if (c->dfl->own_deflate) {
+            hr_deflate_stream_deinit(c->dfl->own_deflate);
+            hr_free(c->dfl->own_deflate);
+        }
+        hr_free(c->dfl);
     }
-    if (c->own_deflate) {
-        hr_deflate_stream_deinit(c->own_deflate);
-        hr_free(c->own_deflate);
-    }
+    hr_free(c->close_reason);
     hr_free(c);
 }
 
@@ -120,6 +126,24 @@ static void send_close(hr_conn_t *c, uint16_t code, const char *reason, size_t r
         queue_frame(c, rb);
 }
 
+/* Remembers the close code and reason for on_close (the reason only if a route will be
+ * told: an idle connection carries no reason buffer). */
+static void keep_close(hr_conn_t *c, uint16_t code, const char *reason, size_t len)
+{
+    c->close_known = true;
+    c->close_code = code;
+    if (!len || !c->route->cb.on_close || c->close_reason)
+        return;
+    if (len > 123)
+        len = 123;
+    c->close_reason = hr_malloc(len + 1);
+    if (c->close_reason) {
+        memcpy(c->close_reason, reason, len);
+        c->close_reason[len] = 0;
+        c->close_reason_len = (uint8_t)len;
+    }
+}
+
 /* Fails the connection: our close frame (if the WebSocket is open), then close. */
 static void fail_conn(hr_conn_t *c, uint16_t code, const char *reason)
 {
@@ -127,11 +151,7 @@ static void fail_conn(hr_conn_t *c, uint16_t code, const char *reason)
         size_t rlen = strlen(reason);
         send_close(c, code, reason, rlen);
         /* on_close reports the code we sent when we started the close. */
-        c->close_received = true;
-        c->close_code = code;
-        c->close_reason_len =
-            (uint8_t)(rlen > sizeof(c->close_reason) ? sizeof(c->close_reason) : rlen);
-        memcpy(c->close_reason, reason, c->close_reason_len);
+        keep_close(c, code, reason, rlen);
     }
     c->phase = HR_PHASE_CLOSING;
     detach(c);
@@ -166,7 +186,7 @@ static bool over_backlog(hr_conn_t *c)
 
 static bool can_compress(const hr_conn_t *c, size_t len)
 {
-    return c->deflate && len >= DEFLATE_MIN_BYTES && c->dfl.server_max_window_bits >= 9;
+    return c->dfl && len >= DEFLATE_MIN_BYTES && c->dfl->p.server_max_window_bits >= 9;
 }
 
 int hr_conn_send(hr_conn_t *c, const void *data, size_t len, bool binary)
@@ -179,13 +199,13 @@ int hr_conn_send(hr_conn_t *c, const void *data, size_t len, bool binary)
     hr_refbuf_t *rb = NULL;
     if (can_compress(c, len)) {
         hr_shard_t *sh = c->shard;
-        bool takeover = !c->dfl.server_no_context_takeover;
-        hr_deflate_stream_t *s = takeover ? c->own_deflate : &sh->deflate_shared;
+        bool takeover = !c->dfl->p.server_no_context_takeover;
+        hr_deflate_stream_t *s = takeover ? c->dfl->own_deflate : &sh->deflate_shared;
         if (takeover && !s)
-            s = c->own_deflate = hr_calloc(1, sizeof(*s));
+            s = c->dfl->own_deflate = hr_calloc(1, sizeof(*s));
         sh->zscratch.len = 0;
-        if (s && hr_deflate_compress(s, &sh->srv->deflate, c->dfl.server_max_window_bits, !takeover,
-                                     data, len, &sh->zscratch) == 0)
+        if (s && hr_deflate_compress(s, &sh->srv->deflate, c->dfl->p.server_max_window_bits,
+                                     !takeover, data, len, &sh->zscratch) == 0)
             rb = hr_frame_build(op, true, sh->zscratch.data, sh->zscratch.len);
         if (sh->zscratch.cap > (1u << 20))
             hr_buf_deinit(&sh->zscratch);
@@ -205,8 +225,8 @@ void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f)
     /* The shared compressed variant is made without context and with a 15-bit window:
      * any peer that did not limit our window can inflate it. A peer with context
      * takeover would mirror a window our own stream never saw, so it gets plain. */
-    if (can_compress(c, f->payload_len) && c->dfl.server_no_context_takeover &&
-        c->dfl.server_max_window_bits == 15) {
+    if (can_compress(c, f->payload_len) && c->dfl->p.server_no_context_takeover &&
+        c->dfl->p.server_max_window_bits == 15) {
         hr_shard_t *sh = c->shard;
         rb = hr_frame_deflated(f, &sh->deflate_shared, &sh->srv->deflate, &sh->zscratch);
     }
@@ -253,10 +273,7 @@ static int on_control(void *ud, uint8_t opcode, uint16_t code, uint8_t *data, si
     if (opcode == HR_WS_OP_PONG)
         return 0;
     /* Close (RFC 6455 §5.5.1): echo the status code, then close the TCP connection. */
-    c->close_received = true;
-    c->close_code = code;
-    c->close_reason_len = (uint8_t)(len > sizeof(c->close_reason) ? sizeof(c->close_reason) : len);
-    memcpy(c->close_reason, data, c->close_reason_len);
+    keep_close(c, code, (const char *)data, len);
     send_close(c, code, NULL, 0);
     c->phase = HR_PHASE_CLOSING;
     detach(c);
@@ -268,20 +285,20 @@ static const hr_ws_reader_cb_t reader_cb = {on_message, on_control};
 
 static void feed_ws(hr_conn_t *c, uint8_t *data, size_t len)
 {
-    ssize_t n = hr_ws_reader_feed(&c->rd, data, len, &reader_cb, c);
+    ssize_t n = hr_ws_reader_feed(&c->u.rd, data, len, &reader_cb, c);
     if (n >= 0)
         return;
     c->shard->stats.protocol_errors++;
     hr_log_debug("conn %llu: %s, closing with %u", (unsigned long long)c->id, hr_strerror((int)n),
-                 c->rd.close_code);
+                 c->u.rd.close_code);
     if (c->phase != HR_PHASE_OPEN)
         return;
     if (c->route->cb.on_error)
         c->route->cb.on_error(c, (int)n);
-    const char *why = c->rd.close_code == HR_WS_CLOSE_INVALID_PAYLOAD ? "invalid payload"
-                      : c->rd.close_code == HR_WS_CLOSE_TOO_BIG       ? "message too big"
-                                                                      : "protocol error";
-    fail_conn(c, c->rd.close_code, why);
+    const char *why = c->u.rd.close_code == HR_WS_CLOSE_INVALID_PAYLOAD ? "invalid payload"
+                      : c->u.rd.close_code == HR_WS_CLOSE_TOO_BIG       ? "message too big"
+                                                                        : "protocol error";
+    fail_conn(c, c->u.rd.close_code, why);
 }
 
 /* The connection's one timer: handshake timeout before the upgrade; afterwards idle
@@ -348,17 +365,19 @@ static const hr_route_t *find_route(const hr_server_t *srv, const char *target, 
     return NULL;
 }
 
-static void setup_deflate(hr_conn_t *c)
+static int setup_deflate(hr_conn_t *c)
 {
     hr_shard_t *sh = c->shard;
     hr_deflate_stream_t *inf = &sh->inflate_shared;
-    if (!c->dfl.client_no_context_takeover) {
-        c->own_inflate = hr_calloc(1, sizeof(*c->own_inflate));
-        inf = c->own_inflate;
+    if (!c->dfl->p.client_no_context_takeover) {
+        c->dfl->own_inflate = hr_calloc(1, sizeof(*c->dfl->own_inflate));
+        inf = c->dfl->own_inflate;
     }
-    if (inf)
-        hr_ws_reader_set_deflate(&c->rd, inf, &sh->scratch, c->dfl.client_max_window_bits,
-                                 c->dfl.client_no_context_takeover);
+    if (!inf ||
+        hr_ws_reader_set_deflate(&c->u.rd, inf, &sh->scratch, c->dfl->p.client_max_window_bits,
+                                 c->dfl->p.client_no_context_takeover) != 0)
+        return HR_ENOMEM;
+    return 0;
 }
 
 /* Answers a complete request head; returns the bytes of the head, or -1 if the
@@ -405,9 +424,15 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
             olen += h->value_len;
         }
         offers[olen] = 0;
+        hr_deflate_params_t params;
         if (olen &&
-            hr_deflate_negotiate(offers, olen, &srv->deflate, &c->dfl, ext, sizeof(ext)) == 1) {
-            c->deflate = true;
+            hr_deflate_negotiate(offers, olen, &srv->deflate, &params, ext, sizeof(ext)) == 1) {
+            c->dfl = hr_calloc(1, sizeof(*c->dfl));
+            if (!c->dfl) {
+                http_fail(c, 503, "out of memory", NULL);
+                return -1;
+            }
+            c->dfl->p = params;
             ext_resp = ext;
         }
     }
@@ -428,9 +453,14 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     c->route = route;
     c->phase = HR_PHASE_OPEN;
     c->shard->stats.handshakes_ok++;
-    hr_ws_reader_init(&c->rd, HR_WS_ROLE_SERVER, srv->opt.max_message);
-    if (c->deflate)
-        setup_deflate(c);
+    hr_ws_reader_init(&c->u.rd, HR_WS_ROLE_SERVER, srv->opt.max_message);
+    if (c->dfl && setup_deflate(c) != 0) {
+        /* The 101 is queued already: fail the open connection cleanly. */
+        hr_ws_reader_deinit(&c->u.rd);
+        hr_buf_init(&c->u.head);
+        fail_conn(c, HR_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return -1;
+    }
     hr_list_push_back(&c->shard->route_conns[route->id], &c->route_link);
     c->last_rx_ms = c->last_ping_ms = now_ms(c);
     c->opened = true;
@@ -445,20 +475,20 @@ static void feed_http(hr_conn_t *c, uint8_t *data, size_t len)
     const hr_server_options_t *o = &c->shard->srv->opt;
     uint8_t *buf = data;
     size_t blen = len;
-    if (c->head.len) {
-        if (hr_buf_append(&c->head, data, len)) {
+    if (c->u.head.len) {
+        if (hr_buf_append(&c->u.head, data, len)) {
             http_fail(c, 503, "out of memory", NULL);
             return;
         }
-        buf = c->head.data;
-        blen = c->head.len;
+        buf = c->u.head.data;
+        blen = c->u.head.len;
     }
     hr_http_header_t headers[MAX_HEADERS];
     hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
     int status = 400;
     ssize_t n = hr_http_parse_request((const char *)buf, blen, o->max_header, &req, &status);
     if (n == HR_EAGAIN) {
-        if (buf == data && hr_buf_append(&c->head, data, len))
+        if (buf == data && hr_buf_append(&c->u.head, data, len))
             http_fail(c, 503, "out of memory", NULL);
         return;
     }
@@ -470,13 +500,13 @@ static void feed_http(hr_conn_t *c, uint8_t *data, size_t len)
                   NULL);
         return;
     }
-    if (upgrade(c, &req) != 0)
-        return;
-    /* Bytes pipelined after the head are the first WebSocket frames. They may live in
-     * c->head, which must survive while the reader runs, so free it after. */
-    if ((size_t)n < blen)
+    /* The head buffer shares its storage with the WebSocket reader the upgrade sets up:
+     * take it out first. The request and any pipelined frames still point into it. */
+    hr_buf_t head = c->u.head;
+    hr_buf_init(&c->u.head);
+    if (upgrade(c, &req) == 0 && (size_t)n < blen)
         feed_ws(c, buf + n, blen - (size_t)n);
-    hr_buf_deinit(&c->head);
+    hr_buf_deinit(&head);
 }
 
 static void on_data(hr_sock_t *s, uint8_t *data, size_t len)
@@ -498,7 +528,8 @@ static void on_eof(hr_sock_t *s, int err)
     detach(c);
 }
 
-static const hr_sock_ops_t conn_ops = {on_data, on_eof, on_timer, on_free};
+static const hr_sock_ops_t conn_ops = {
+    .on_data = on_data, .on_eof = on_eof, .on_timer = on_timer, .on_free = on_free};
 
 /* ---------------------------------------------------------------- accessors */
 

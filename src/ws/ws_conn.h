@@ -5,7 +5,11 @@
  * messages and control frames out through callbacks. Reassembles fragments, enforces
  * the frame sequence rules, validates UTF-8 as bytes arrive (fail fast), checks close
  * frames, and inflates permessage-deflate messages. No I/O. RFC 6455 §5.4-5.6, §7.4,
- * §8.1; RFC 7692 §6. */
+ * §8.1; RFC 7692 §6.
+ *
+ * Memory: an idle reader is 32 bytes. The state of a partly received frame or message
+ * lives in a block allocated when a read ends mid-frame or mid-message and freed when
+ * it completes, so only connections that are in the middle of something pay for it. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,40 +33,26 @@ typedef struct hr_ws_reader_cb {
     int (*on_control)(void *ud, uint8_t opcode, uint16_t code, uint8_t *data, size_t len);
 } hr_ws_reader_cb_t;
 
+struct hr_ws_partial;
+struct hr_ws_inflate;
+
 typedef struct hr_ws_reader {
-    hr_ws_frame_limits_t limits;
-    uint64_t max_message; /* 0: no limit */
-    /* frame in progress */
-    hr_ws_frame_header_t hdr;
-    uint64_t remaining;
-    size_t mask_pos;
-    bool in_payload;
-    uint8_t hlen;
-    uint8_t hbuf[HR_WS_FRAME_HEADER_MAX];
-    uint8_t ctrl_len;
-    /* data message in progress (msg_op 0: none) */
-    uint8_t msg_op;
-    bool msg_deflated;
-    uint64_t msg_len;
-    hr_buf_t msg;
-    hr_utf8_t utf8;
-    uint16_t close_code; /* after an error: the code to send */
-    /* permessage-deflate: set by the owner when negotiated */
-    hr_deflate_stream_t *inflater;
-    hr_buf_t *scratch; /* per-thread output buffer for inflated messages */
-    uint8_t inflate_bits;
-    bool inflate_reset;
-    uint8_t ctrl[125];
+    uint64_t max_message;          /* 0: no limit */
+    struct hr_ws_partial *p;       /* NULL while between frames and messages */
+    struct hr_ws_inflate *inflate; /* NULL unless permessage-deflate is on */
+    uint16_t close_code;           /* after an error: the code to send */
+    uint8_t role;                  /* hr_ws_role_t */
 } hr_ws_reader_t;
 
 /* role: whose frames we parse; max_message bounds a message (and a frame). */
 void hr_ws_reader_init(hr_ws_reader_t *r, hr_ws_role_t role, uint64_t max_message);
 /* Enables RSV1 / inflation with the agreed parameters (we are role's side). A compressed
  * message is limited by its inflated size; its frames may exceed max_message by deflate's
- * worst-case expansion (max_message / 256 + 64). */
-void hr_ws_reader_set_deflate(hr_ws_reader_t *r, hr_deflate_stream_t *inflater, hr_buf_t *scratch,
-                              uint8_t peer_window_bits, bool peer_no_context_takeover);
-/* Frees the partial-message buffer. */
+ * worst-case expansion (max_message / 256 + 64). inflater and scratch (where inflated
+ * messages go) must outlive the reader. Returns 0 or HR_ENOMEM. */
+int hr_ws_reader_set_deflate(hr_ws_reader_t *r, hr_deflate_stream_t *inflater, hr_buf_t *scratch,
+                             uint8_t peer_window_bits, bool peer_no_context_takeover);
+/* Frees the partial state and the deflate settings. */
 void hr_ws_reader_deinit(hr_ws_reader_t *r);
 
 /*
@@ -75,7 +65,7 @@ void hr_ws_reader_deinit(hr_ws_reader_t *r);
 ssize_t hr_ws_reader_feed(hr_ws_reader_t *r, uint8_t *buf, size_t len, const hr_ws_reader_cb_t *cb,
                           void *ud);
 
-/* True while a message or frame is partly received (the connection holds a buffer). */
+/* True while a message or frame is partly received (the reader holds memory). */
 bool hr_ws_reader_busy(const hr_ws_reader_t *r);
 
 #endif
