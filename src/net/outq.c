@@ -13,14 +13,15 @@
 void hr_outq_init(hr_outq_t *q)
 {
     q->items = NULL;
-    q->head = q->count = q->cap = 0;
+    q->head = q->count = 0;
+    q->cap_log2 = 0;
     q->bytes = 0;
     q->head_partial = false;
 }
 
 static hr_outq_item_t *at(hr_outq_t *q, uint32_t i)
 {
-    return &q->items[(q->head + i) & (q->cap - 1)];
+    return &q->items[(q->head + i) & ((1u << q->cap_log2) - 1)];
 }
 
 static void release(hr_outq_t *q)
@@ -38,7 +39,7 @@ void hr_outq_deinit(hr_outq_t *q)
 
 static int grow(hr_outq_t *q)
 {
-    uint32_t cap = q->cap ? q->cap * 2 : 8;
+    uint32_t cap = q->items ? 2u << q->cap_log2 : 8;
     hr_outq_item_t *items = hr_malloc(sizeof(*items) * cap);
     if (!items)
         return HR_ENOMEM;
@@ -46,7 +47,7 @@ static int grow(hr_outq_t *q)
         items[i] = *at(q, i);
     hr_free(q->items);
     q->items = items;
-    q->cap = cap;
+    q->cap_log2 = (uint16_t)__builtin_ctz(cap);
     q->head = 0;
     return 0;
 }
@@ -57,7 +58,7 @@ int hr_outq_push(hr_outq_t *q, hr_refbuf_t *rb, size_t off, size_t end)
         hr_refbuf_unref(rb);
         return 0;
     }
-    if (q->count == q->cap && grow(q)) {
+    if ((!q->items || q->count == 1u << q->cap_log2) && grow(q)) {
         hr_refbuf_unref(rb);
         return HR_ENOMEM;
     }
@@ -100,7 +101,7 @@ int hr_outq_flush(hr_outq_t *q, int fd)
             left -= len;
             q->head_partial = false;
             hr_refbuf_unref(it->rb);
-            q->head = (q->head + 1) & (q->cap - 1);
+            q->head = (q->head + 1) & ((1u << q->cap_log2) - 1);
             q->count--;
         }
         if ((size_t)w < want)

@@ -20,8 +20,9 @@ typedef struct hr_outq_item {
 
 typedef struct hr_outq {
     hr_outq_item_t *items;
-    uint32_t head, count, cap;
-    size_t bytes;      /* unsent bytes in total */
+    size_t bytes; /* unsent bytes in total */
+    uint32_t head, count;
+    uint16_t cap_log2; /* capacity is 1 << cap_log2 items when items != NULL */
     bool head_partial; /* the first item is partly written */
 } hr_outq_t;
 

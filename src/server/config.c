@@ -37,7 +37,7 @@ static const opt_row_t rows[] = {
     {"listen", T_LISTEN, offsetof(hr_config_t, listen), 0, 0, 0, "127.0.0.1:8080",
      "address and port to listen on (port 0: any free port)"},
     {"threads", T_INT, SRV(threads), 1, 256, "CPUs", "worker threads, each with its own loop"},
-    {"max-message", T_SIZE, SRV(max_message), 1, 1ull << 40, "16M",
+    {"max-message", T_SIZE, SRV(max_message), 1, 4294967295.0, "16M",
      "largest message accepted; above it the connection is closed with 1009"},
     {"max-backlog", T_SIZE, SRV(max_backlog), 1024, 1ull << 40, "1M",
      "queued output per connection above which the client is closed with 1008"},

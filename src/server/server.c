@@ -115,6 +115,7 @@ static int shard_init(hr_server_t *srv, hr_shard_t *sh, int index)
     sh->listen_io.fd = -1;
     hr_list_init(&sh->conns);
     hr_list_init(&sh->user_timers);
+    hr_pool_init(&sh->conn_pool, sizeof(hr_conn_t));
     for (int i = 0; i < HR_MAX_ROUTES; i++)
         hr_list_init(&sh->route_conns[i]);
     hr_topics_init(&sh->topics);
@@ -154,6 +155,7 @@ static void shard_deinit(hr_shard_t *sh)
     hr_deflate_stream_deinit(&sh->deflate_shared);
     hr_buf_deinit(&sh->scratch);
     hr_buf_deinit(&sh->zscratch);
+    hr_pool_deinit(&sh->conn_pool);
 }
 
 hr_server_t *hr_server_create(const hr_server_options_t *opts, char *err, size_t errlen)

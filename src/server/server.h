@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "base/buf.h"
+#include "base/pool.h"
 #include "broker/topics.h"
 #include "herald.h"
 #include "loop/loop.h"
@@ -47,8 +48,7 @@ typedef struct hr_conn_deflate {
 /* A WebSocket connection. Its size is the idle-memory budget (bench: RSS per idle
  * connection): everything a connection needs only sometimes hangs off a pointer. */
 struct hr_conn {
-    hr_sock_t sock; /* first: a sock pointer is a conn pointer */
-    hr_shard_t *shard;
+    hr_sock_t sock; /* first: a sock pointer is a conn pointer; sock.ctx is its shard's */
     const hr_route_t *route;
     hr_list_t shard_link; /* all connections of the shard */
     hr_list_t route_link; /* connections of the route on this shard */
@@ -59,10 +59,10 @@ struct hr_conn {
     } u;
     hr_conn_deflate_t *dfl; /* NULL: no permessage-deflate */
     char *close_reason;     /* set when the close starts, for on_close */
-    uint64_t id;
-    uint64_t last_rx_ms;
-    uint64_t last_ping_ms;
     void *user;
+    uint32_t seq;        /* per-shard connection number (hr_conn_id) */
+    uint32_t last_rx_ms; /* loop ms, truncated to 32 bits */
+    uint32_t last_ping_ms;
     uint8_t phase; /* hr_conn_phase_t */
     bool close_sent;
     bool close_known; /* close_code holds the code received, or sent if we started */
@@ -85,6 +85,8 @@ struct hr_shard {
     hr_sock_ctx_t sock;
     hr_io_t listen_io;
     hr_list_t conns;
+    hr_pool_t conn_pool; /* hr_conn_t storage */
+    uint32_t conn_seq;
     hr_list_t route_conns[HR_MAX_ROUTES];
     hr_topics_t topics;
     hr_deflate_stream_t inflate_shared, deflate_shared;
@@ -110,9 +112,14 @@ struct hr_server {
     uint16_t port;
     bool started;
     atomic_bool stop_requested;
-    atomic_uint_fast64_t next_conn_id;
     int listen_fds_unused;
 };
+
+/* The shard of a connection: its sock context is embedded in the shard. */
+static inline hr_shard_t *conn_shard(const hr_conn_t *c)
+{
+    return (hr_shard_t *)((char *)c->sock.ctx - offsetof(hr_shard_t, sock));
+}
 
 /* server.c */
 hr_shard_t *hr_server__current_shard(void);

@@ -28,33 +28,32 @@ static hr_conn_t *conn_of(hr_sock_t *s)
 
 static uint64_t now_ms(const hr_conn_t *c)
 {
-    return c->shard->loop.now_ms;
+    return conn_shard(c)->loop.now_ms;
 }
 
 /* ---------------------------------------------------------------- accept and free */
 
 void hr_session_accept(hr_shard_t *sh, int fd)
 {
-    hr_conn_t *c = hr_calloc(1, sizeof(*c));
+    hr_conn_t *c = hr_pool_alloc(&sh->conn_pool);
     if (!c) {
         close(fd);
         return;
     }
-    c->shard = sh;
-    c->id = atomic_fetch_add(&sh->srv->next_conn_id, 1) + 1;
+    c->seq = ++sh->conn_seq;
     c->protocol = -1;
     hr_list_init(&c->route_link);
     hr_list_init(&c->subs);
     hr_buf_init(&c->u.head);
     if (hr_sock_start(&c->sock, &sh->sock, fd, &conn_ops) != 0) {
         close(fd);
-        hr_free(c);
+        hr_pool_free(&sh->conn_pool, c);
         return;
     }
     hr_list_push_back(&sh->conns, &c->shard_link);
     sh->stats.accepted++;
-    hr_log_debug("conn %llu: accepted on thread %d", (unsigned long long)c->id, sh->index);
-    c->last_rx_ms = now_ms(c);
+    hr_log_debug("conn %llu: accepted on thread %d", (unsigned long long)hr_conn_id(c), sh->index);
+    c->last_rx_ms = (uint32_t)now_ms(c);
     hr_sock_timer(&c->sock, sh->srv->opt.handshake_timeout_ms);
 }
 
@@ -64,7 +63,7 @@ static void detach(hr_conn_t *c)
     if (hr_list_linked(&c->route_link))
         hr_list_remove(&c->route_link);
     while (!hr_list_empty(&c->subs))
-        hr_topics_remove(&c->shard->topics, hr_list_entry(c->subs.next, hr_sub_t, owner_link));
+        hr_topics_remove(&conn_shard(c)->topics, hr_list_entry(c->subs.next, hr_sub_t, owner_link));
 }
 
 static void on_free(hr_sock_t *s)
@@ -92,7 +91,7 @@ static void on_free(hr_sock_t *s)
         hr_free(c->dfl);
     }
     hr_free(c->close_reason);
-    hr_free(c);
+    hr_pool_free(&conn_shard(c)->conn_pool, c);
 }
 
 /* ---------------------------------------------------------------- sending */
@@ -101,7 +100,7 @@ static int queue_frame(hr_conn_t *c, hr_refbuf_t *rb)
 {
     int rc = hr_sock_write(&c->sock, rb, 0, rb->len);
     if (rc == 0)
-        c->shard->stats.messages_out++;
+        conn_shard(c)->stats.messages_out++;
     return rc;
 }
 
@@ -162,10 +161,10 @@ static void fail_conn(hr_conn_t *c, uint16_t code, const char *reason)
  * tell it why (1008), close. Counted. */
 static void drop_slow(hr_conn_t *c)
 {
-    hr_shard_t *sh = c->shard;
+    hr_shard_t *sh = conn_shard(c);
     sh->stats.slow_consumer_closes++;
     hr_log_info("conn %llu: backlog %zu bytes in %u frames over max-backlog, closing with 1008",
-                (unsigned long long)c->id, hr_sock_queued(&c->sock), c->sock.outq.count);
+                (unsigned long long)hr_conn_id(c), hr_sock_queued(&c->sock), c->sock.outq.count);
     if (c->route->cb.on_error)
         c->route->cb.on_error(c, HR_ENOBUFS);
     hr_outq_drop_unstarted(&c->sock.outq);
@@ -178,7 +177,7 @@ static void drop_slow(hr_conn_t *c)
  * connection is bounded by one message plus max_backlog. */
 static bool over_backlog(hr_conn_t *c)
 {
-    if (hr_outq_backlog(&c->sock.outq) <= c->shard->srv->opt.max_backlog)
+    if (hr_outq_backlog(&c->sock.outq) <= conn_shard(c)->srv->opt.max_backlog)
         return false;
     drop_slow(c);
     return true;
@@ -198,7 +197,7 @@ int hr_conn_send(hr_conn_t *c, const void *data, size_t len, bool binary)
     uint8_t op = binary ? HR_WS_OP_BINARY : HR_WS_OP_TEXT;
     hr_refbuf_t *rb = NULL;
     if (can_compress(c, len)) {
-        hr_shard_t *sh = c->shard;
+        hr_shard_t *sh = conn_shard(c);
         bool takeover = !c->dfl->p.server_no_context_takeover;
         hr_deflate_stream_t *s = takeover ? c->dfl->own_deflate : &sh->deflate_shared;
         if (takeover && !s)
@@ -227,7 +226,7 @@ void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f)
      * takeover would mirror a window our own stream never saw, so it gets plain. */
     if (can_compress(c, f->payload_len) && c->dfl->p.server_no_context_takeover &&
         c->dfl->p.server_max_window_bits == 15) {
-        hr_shard_t *sh = c->shard;
+        hr_shard_t *sh = conn_shard(c);
         rb = hr_frame_deflated(f, &sh->deflate_shared, &sh->srv->deflate, &sh->zscratch);
     }
     if (!rb)
@@ -255,7 +254,7 @@ void hr_session_shutdown(hr_conn_t *c)
 static int on_message(void *ud, uint8_t opcode, uint8_t *data, size_t len)
 {
     hr_conn_t *c = ud;
-    c->shard->stats.messages_in++;
+    conn_shard(c)->stats.messages_in++;
     if (c->route->cb.on_message)
         c->route->cb.on_message(c, data, len, opcode == HR_WS_OP_BINARY);
     return c->phase != HR_PHASE_OPEN;
@@ -288,9 +287,9 @@ static void feed_ws(hr_conn_t *c, uint8_t *data, size_t len)
     ssize_t n = hr_ws_reader_feed(&c->u.rd, data, len, &reader_cb, c);
     if (n >= 0)
         return;
-    c->shard->stats.protocol_errors++;
-    hr_log_debug("conn %llu: %s, closing with %u", (unsigned long long)c->id, hr_strerror((int)n),
-                 c->u.rd.close_code);
+    conn_shard(c)->stats.protocol_errors++;
+    hr_log_debug("conn %llu: %s, closing with %u", (unsigned long long)hr_conn_id(c),
+                 hr_strerror((int)n), c->u.rd.close_code);
     if (c->phase != HR_PHASE_OPEN)
         return;
     if (c->route->cb.on_error)
@@ -302,39 +301,44 @@ static void feed_ws(hr_conn_t *c, uint8_t *data, size_t len)
 }
 
 /* The connection's one timer: handshake timeout before the upgrade; afterwards idle
- * timeout and pings, re-armed lazily from the last activity. */
+ * timeout and pings, re-armed lazily from the last activity. Times are kept as 32-bit
+ * milliseconds (they wrap every 49 days; only differences shorter than that matter). */
 static void on_timer(hr_sock_t *s)
 {
     hr_conn_t *c = conn_of(s);
-    const hr_server_options_t *o = &c->shard->srv->opt;
-    uint64_t now = now_ms(c);
+    const hr_server_options_t *o = &conn_shard(c)->srv->opt;
+    uint32_t now = (uint32_t)now_ms(c);
     if (c->phase == HR_PHASE_HTTP) {
         hr_sock_abort(&c->sock); /* slow or silent handshake */
         return;
     }
     if (c->phase != HR_PHASE_OPEN)
         return;
-    if (o->idle_timeout_ms && now - c->last_rx_ms >= o->idle_timeout_ms) {
+    uint32_t silent = now - c->last_rx_ms;
+    if (o->idle_timeout_ms && silent >= o->idle_timeout_ms) {
         fail_conn(c, HR_WS_CLOSE_GOING_AWAY, "idle timeout");
         return;
     }
     if (o->ping_interval_ms && now - c->last_ping_ms >= o->ping_interval_ms &&
-        now - c->last_rx_ms >= o->ping_interval_ms) {
+        silent >= o->ping_interval_ms) {
         hr_refbuf_t *rb = hr_frame_build(HR_WS_OP_PING, false, NULL, 0);
         if (rb)
             hr_sock_write(&c->sock, rb, 0, rb->len);
         c->last_ping_ms = now;
     }
-    uint64_t next = UINT64_MAX;
+    /* Milliseconds until the next thing to check. */
+    uint32_t wait = UINT32_MAX;
     if (o->idle_timeout_ms)
-        next = c->last_rx_ms + o->idle_timeout_ms;
+        wait = o->idle_timeout_ms - silent;
     if (o->ping_interval_ms) {
-        uint64_t base = c->last_rx_ms > c->last_ping_ms ? c->last_rx_ms : c->last_ping_ms;
-        if (base + o->ping_interval_ms < next)
-            next = base + o->ping_interval_ms;
+        uint32_t since_ping = now - c->last_ping_ms;
+        uint32_t quiet = silent < since_ping ? silent : since_ping;
+        uint32_t w = quiet < o->ping_interval_ms ? o->ping_interval_ms - quiet : 1;
+        if (w < wait)
+            wait = w;
     }
-    if (next != UINT64_MAX)
-        hr_sock_timer(&c->sock, next > now ? next - now : 1);
+    if (wait != UINT32_MAX)
+        hr_sock_timer(&c->sock, wait ? wait : 1);
 }
 
 /* ---------------------------------------------------------------- HTTP phase */
@@ -343,11 +347,12 @@ static void http_fail(hr_conn_t *c, int status, const char *reason, const char *
 {
     hr_buf_t out;
     hr_buf_init(&out);
-    c->shard->stats.handshakes_failed++;
+    conn_shard(c)->stats.handshakes_failed++;
     if (hr_http_write_error(&out, status, reason, extra) == 0)
         hr_sock_write_copy(&c->sock, out.data, out.len);
     hr_buf_deinit(&out);
-    hr_log_debug("conn %llu: handshake refused: %d %s", (unsigned long long)c->id, status, reason);
+    hr_log_debug("conn %llu: handshake refused: %d %s", (unsigned long long)hr_conn_id(c), status,
+                 reason);
     c->phase = HR_PHASE_CLOSING;
     hr_sock_close(&c->sock);
 }
@@ -367,7 +372,7 @@ static const hr_route_t *find_route(const hr_server_t *srv, const char *target, 
 
 static int setup_deflate(hr_conn_t *c)
 {
-    hr_shard_t *sh = c->shard;
+    hr_shard_t *sh = conn_shard(c);
     hr_deflate_stream_t *inf = &sh->inflate_shared;
     if (!c->dfl->p.client_no_context_takeover) {
         c->dfl->own_inflate = hr_calloc(1, sizeof(*c->dfl->own_inflate));
@@ -384,7 +389,7 @@ static int setup_deflate(hr_conn_t *c)
  * connection was refused. */
 static int upgrade(hr_conn_t *c, hr_http_request_t *req)
 {
-    hr_server_t *srv = c->shard->srv;
+    hr_server_t *srv = conn_shard(c)->srv;
     const hr_route_t *route = find_route(srv, req->target, req->target_len);
     if (!route) {
         http_fail(c, 404, "no WebSocket endpoint at this path", NULL);
@@ -452,7 +457,7 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     }
     c->route = route;
     c->phase = HR_PHASE_OPEN;
-    c->shard->stats.handshakes_ok++;
+    conn_shard(c)->stats.handshakes_ok++;
     hr_ws_reader_init(&c->u.rd, HR_WS_ROLE_SERVER, srv->opt.max_message);
     if (c->dfl && setup_deflate(c) != 0) {
         /* The 101 is queued already: fail the open connection cleanly. */
@@ -461,8 +466,8 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
         fail_conn(c, HR_WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return -1;
     }
-    hr_list_push_back(&c->shard->route_conns[route->id], &c->route_link);
-    c->last_rx_ms = c->last_ping_ms = now_ms(c);
+    hr_list_push_back(&conn_shard(c)->route_conns[route->id], &c->route_link);
+    c->last_rx_ms = c->last_ping_ms = (uint32_t)now_ms(c);
     c->opened = true;
     on_timer(&c->sock); /* arms the idle / ping timer */
     if (route->cb.on_open)
@@ -472,7 +477,7 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
 
 static void feed_http(hr_conn_t *c, uint8_t *data, size_t len)
 {
-    const hr_server_options_t *o = &c->shard->srv->opt;
+    const hr_server_options_t *o = &conn_shard(c)->srv->opt;
     uint8_t *buf = data;
     size_t blen = len;
     if (c->u.head.len) {
@@ -512,7 +517,7 @@ static void feed_http(hr_conn_t *c, uint8_t *data, size_t len)
 static void on_data(hr_sock_t *s, uint8_t *data, size_t len)
 {
     hr_conn_t *c = conn_of(s);
-    c->last_rx_ms = now_ms(c);
+    c->last_rx_ms = (uint32_t)now_ms(c);
     if (c->phase == HR_PHASE_OPEN)
         feed_ws(c, data, len);
     else if (c->phase == HR_PHASE_HTTP)
@@ -555,7 +560,7 @@ int hr_conn_route(const hr_conn_t *c)
 
 hr_server_t *hr_conn_server(const hr_conn_t *c)
 {
-    return c->shard->srv;
+    return conn_shard(c)->srv;
 }
 
 const char *hr_conn_protocol(const hr_conn_t *c)
@@ -565,12 +570,13 @@ const char *hr_conn_protocol(const hr_conn_t *c)
 
 uint64_t hr_conn_id(const hr_conn_t *c)
 {
-    return c->id;
+    /* Unique per server: the thread in the high bits, that thread's counter below. */
+    return (uint64_t)conn_shard(c)->index << 32 | c->seq;
 }
 
 int hr_conn_thread(const hr_conn_t *c)
 {
-    return c->shard->index;
+    return conn_shard(c)->index;
 }
 
 int hr_conn_subscribe(hr_conn_t *c, const char *topic)
@@ -579,10 +585,10 @@ int hr_conn_subscribe(hr_conn_t *c, const char *topic)
         return HR_EINVAL;
     if (c->phase != HR_PHASE_OPEN)
         return HR_ECLOSED;
-    return hr_topics_subscribe(&c->shard->topics, topic, strlen(topic), c, &c->subs);
+    return hr_topics_subscribe(&conn_shard(c)->topics, topic, strlen(topic), c, &c->subs);
 }
 
 int hr_conn_unsubscribe(hr_conn_t *c, const char *topic)
 {
-    return hr_topics_unsubscribe(&c->shard->topics, topic, strlen(topic), c);
+    return hr_topics_unsubscribe(&conn_shard(c)->topics, topic, strlen(topic), c);
 }

@@ -56,7 +56,7 @@ void hr_ws_reader_init(hr_ws_reader_t *r, hr_ws_role_t role, uint64_t max_messag
 {
     memset(r, 0, sizeof(*r));
     r->role = (uint8_t)role;
-    r->max_message = max_message;
+    r->max_message = max_message > UINT32_MAX ? UINT32_MAX : (uint32_t)max_message;
 }
 
 int hr_ws_reader_set_deflate(hr_ws_reader_t *r, hr_deflate_stream_t *inflater, hr_buf_t *scratch,
@@ -68,7 +68,8 @@ int hr_ws_reader_set_deflate(hr_ws_reader_t *r, hr_deflate_stream_t *inflater, h
     r->inflate->scratch = scratch;
     r->inflate->bits = peer_window_bits;
     r->inflate->reset = peer_no_context_takeover;
-    r->inflate->max_frame = r->max_message ? r->max_message + r->max_message / 256 + 64 : 0;
+    r->inflate->max_frame =
+        r->max_message ? (uint64_t)r->max_message + r->max_message / 256 + 64 : 0;
     return 0;
 }
 

@@ -7,7 +7,7 @@
  * frames, and inflates permessage-deflate messages. No I/O. RFC 6455 §5.4-5.6, §7.4,
  * §8.1; RFC 7692 §6.
  *
- * Memory: an idle reader is 32 bytes. The state of a partly received frame or message
+ * Memory: an idle reader is 24 bytes. The state of a partly received frame or message
  * lives in a block allocated when a read ends mid-frame or mid-message and freed when
  * it completes, so only connections that are in the middle of something pay for it. */
 
@@ -37,9 +37,9 @@ struct hr_ws_partial;
 struct hr_ws_inflate;
 
 typedef struct hr_ws_reader {
-    uint64_t max_message;          /* 0: no limit */
     struct hr_ws_partial *p;       /* NULL while between frames and messages */
     struct hr_ws_inflate *inflate; /* NULL unless permessage-deflate is on */
+    uint32_t max_message;          /* 0: no limit; larger limits are capped at 4 GiB - 1 */
     uint16_t close_code;           /* after an error: the code to send */
     uint8_t role;                  /* hr_ws_role_t */
 } hr_ws_reader_t;
