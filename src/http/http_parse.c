@@ -228,15 +228,125 @@ ssize_t hr_http_parse_request(const char *buf, size_t len, size_t max_bytes, hr_
     return (ssize_t)end;
 }
 
-const hr_http_header_t *hr_http_find_header(const hr_http_request_t *req, const char *name)
+/* Parses the header lines of a head whose first line is buf[0..from) and which ends at
+ * buf[end]. Returns the number of fields, -1 for a malformed one, -2 for too many. */
+static long parse_fields(const char *buf, size_t from, size_t end, hr_http_header_t *headers,
+                         size_t cap)
+{
+    size_t p = from, n = 0;
+    for (;;) {
+        const char *nl = memchr(buf + p, '\n', end - p);
+        size_t llen = (size_t)(nl - (buf + p));
+        if (llen == 0 || (llen == 1 && buf[p] == '\r'))
+            return (long)n;
+        if (n == cap)
+            return -2;
+        if (parse_field(buf + p, llen, &headers[n]) != 0)
+            return -1;
+        n++;
+        p += llen + 1;
+    }
+}
+
+/* ---------------------------------------------------------------- responses */
+
+/*
+ * Parses the status line from buf[0..len), which may stop anywhere inside it. Returns its
+ * length including the line end, HR_EAGAIN if every byte so far could still begin a
+ * valid line, or HR_EPROTO. The reason-phrase is optional and so, leniently, is the SP
+ * before an empty one (RFC 9112 §4 requires it; servers omit it).
+ */
+static ssize_t parse_status_line(const char *buf, size_t len, hr_http_response_t *res)
+{
+    static const char proto[] = "HTTP/";
+    size_t i = 0;
+    /* "HTTP/" DIGIT "." DIGIT SP 3DIGIT: 12 fixed-shape bytes. */
+    for (; i < 12; i++) {
+        if (i == len)
+            return HR_EAGAIN;
+        char c = buf[i];
+        int ok = i < 5    ? c == proto[i]
+                 : i == 6 ? c == '.'
+                 : i == 8 ? c == ' '
+                          : c >= '0' && c <= '9';
+        if (!ok)
+            return HR_EPROTO;
+    }
+    res->version_major = buf[5] - '0';
+    res->version_minor = buf[7] - '0';
+    res->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    if (res->status < 100)
+        return HR_EPROTO;
+    if (i == len)
+        return HR_EAGAIN;
+    size_t r = i;
+    if (buf[i] == ' ') {
+        r = ++i;
+        while (i < len && is_value_char(buf[i]))
+            i++;
+    }
+    size_t e = i;
+    if (i < len && buf[i] == '\r')
+        i++;
+    if (i == len)
+        return HR_EAGAIN;
+    if (buf[i] != '\n')
+        return HR_EPROTO;
+    if (res->version_major != 1)
+        return HR_EPROTO;
+    res->reason = buf + r;
+    res->reason_len = e - r;
+    res->status_line_len = e;
+    return (ssize_t)(i + 1);
+}
+
+ssize_t hr_http_parse_response(const char *buf, size_t len, size_t max_bytes,
+                               hr_http_response_t *res)
+{
+    size_t cap = res->num_headers;
+    res->num_headers = 0;
+
+    ssize_t line = parse_status_line(buf, len, res);
+    if (line == HR_EAGAIN)
+        return len > max_bytes ? HR_EMSGSIZE : HR_EAGAIN;
+    if (line < 0)
+        return line;
+
+    size_t end = find_head_end(buf, len, (size_t)line);
+    if (end == 0)
+        return len > max_bytes ? HR_EMSGSIZE : HR_EAGAIN;
+    if (end > max_bytes)
+        return HR_EMSGSIZE;
+    long n = parse_fields(buf, (size_t)line, end, res->headers, cap);
+    if (n < 0)
+        return n == -2 ? HR_EMSGSIZE : HR_EPROTO;
+    res->num_headers = (size_t)n;
+    return (ssize_t)end;
+}
+
+static const hr_http_header_t *find_in(const hr_http_header_t *headers, size_t count,
+                                       const char *name)
 {
     size_t n = strlen(name);
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const hr_http_header_t *h = &req->headers[i];
+    for (size_t i = 0; i < count; i++) {
+        const hr_http_header_t *h = &headers[i];
         if (h->name_len == n && equal_nocase(h->name, name, n))
             return h;
     }
     return NULL;
+}
+
+const hr_http_header_t *hr_http_find_response_header(const hr_http_response_t *res,
+                                                     const char *name)
+{
+    return find_in(res->headers, res->num_headers, name);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+const hr_http_header_t *hr_http_find_header(const hr_http_request_t *req, const char *name)
+{
+    return find_in(req->headers, req->num_headers, name);
 }
 
 size_t hr_http_count_header(const hr_http_request_t *req, const char *name)

@@ -1,8 +1,8 @@
 #ifndef HR_HTTP_PARSE_H
 #define HR_HTTP_PARSE_H
 
-/* Pure HTTP/1.x request-head parser (request line + headers, RFC 9110/9112), in the
- * manner of picohttpparser: it points into the caller's buffer and allocates nothing. */
+/* Pure HTTP/1.x head parsers (request line or status line + headers, RFC 9110/9112), in
+ * the manner of picohttpparser: they point into the caller's buffer and allocate nothing. */
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -37,6 +37,33 @@ typedef struct hr_http_request {
  */
 ssize_t hr_http_parse_request(const char *buf, size_t len, size_t max_bytes, hr_http_request_t *req,
                               int *status);
+
+typedef struct hr_http_response {
+    int version_major;
+    int version_minor;
+    int status;         /* 100..999 */
+    const char *reason; /* reason-phrase, possibly empty */
+    size_t reason_len;
+    size_t status_line_len;    /* the status line without its line end, from buf[0] */
+    hr_http_header_t *headers; /* caller's array */
+    size_t num_headers;        /* in: capacity of headers[]; out: headers found */
+} hr_http_response_t;
+
+/*
+ * Parses a response head (the client side of an upgrade) from buf[0..len). Returns the
+ * number of bytes of the head including the final CRLF CRLF (bytes after it belong to
+ * the caller: for a 101, the first WebSocket frames), HR_EAGAIN if the head is
+ * incomplete, HR_EPROTO for a malformed status line (anything but "HTTP/" DIGIT "."
+ * DIGIT SP 3DIGIT [SP reason]) or header (same rules as requests), or HR_EMSGSIZE when
+ * the head exceeds max_bytes (also while incomplete) or has more headers than
+ * res->num_headers. The status line is checked while it is incomplete. RFC 9112 §4.
+ */
+ssize_t hr_http_parse_response(const char *buf, size_t len, size_t max_bytes,
+                               hr_http_response_t *res);
+
+/* Returns the first response header named name (case-insensitive), or NULL. */
+const hr_http_header_t *hr_http_find_response_header(const hr_http_response_t *res,
+                                                     const char *name);
 
 /* Returns the first header named name (case-insensitive), or NULL. */
 const hr_http_header_t *hr_http_find_header(const hr_http_request_t *req, const char *name);

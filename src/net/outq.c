@@ -2,6 +2,7 @@
  * per call, which is what makes a fan-out of many small frames cost one syscall per
  * recipient per loop iteration instead of one per frame. */
 #include <errno.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #include "base/alloc.h"
@@ -9,6 +10,10 @@
 #include "net/outq.h"
 
 #define OUTQ_IOV 64
+/* Bytes of a private chunk: small frames are packed into one such block, so an echo of
+ * many small messages costs no allocation per message and one iovec per chunk. The
+ * size keeps the block (with the refbuf and malloc headers) within 4 KiB. */
+#define OUTQ_CHUNK (4096 - 32)
 
 void hr_outq_init(hr_outq_t *q)
 {
@@ -68,6 +73,34 @@ int hr_outq_push(hr_outq_t *q, hr_refbuf_t *rb, size_t off, size_t end)
     it->end = end;
     q->bytes += end - off;
     return 0;
+}
+
+int hr_outq_append(hr_outq_t *q, const void *a, size_t alen, const void *b, size_t blen)
+{
+    size_t n = alen + blen;
+    if (q->count) {
+        /* The last block takes more if it has room and nobody else holds it (a shared
+         * frame is never written to: its range ends at its end, or others hold refs). */
+        hr_outq_item_t *it = at(q, q->count - 1);
+        hr_refbuf_t *rb = it->rb;
+        if (rb->len - it->end >= n && atomic_load_explicit(&rb->refs, memory_order_relaxed) == 1) {
+            if (alen)
+                memcpy(rb->data + it->end, a, alen);
+            if (blen)
+                memcpy(rb->data + it->end + alen, b, blen);
+            it->end += n;
+            q->bytes += n;
+            return 0;
+        }
+    }
+    hr_refbuf_t *rb = hr_refbuf_create(n < OUTQ_CHUNK ? OUTQ_CHUNK : n);
+    if (!rb)
+        return HR_ENOMEM;
+    if (alen)
+        memcpy(rb->data, a, alen);
+    if (blen)
+        memcpy(rb->data + alen, b, blen);
+    return hr_outq_push(q, rb, 0, n);
 }
 
 int hr_outq_flush(hr_outq_t *q, int fd)

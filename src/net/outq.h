@@ -32,6 +32,11 @@ void hr_outq_deinit(hr_outq_t *q);
 /* Queues rb->data[off..end), taking over the caller's reference. 0 or HR_ENOMEM (the
  * reference is then released). */
 int hr_outq_push(hr_outq_t *q, hr_refbuf_t *rb, size_t off, size_t end);
+/* Queues a private copy of a[0..alen) followed by b[0..blen) (a frame header and its
+ * payload). Small copies are packed into the queue's last block when it is a private
+ * chunk with room (no allocation per small frame); others get a block of their own.
+ * 0 or HR_ENOMEM. */
+int hr_outq_append(hr_outq_t *q, const void *a, size_t alen, const void *b, size_t blen);
 /* Writes as much as the socket takes. Returns 0 when the queue is empty, HR_EAGAIN when
  * the socket is full, or -errno. */
 int hr_outq_flush(hr_outq_t *q, int fd);

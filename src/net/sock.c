@@ -169,6 +169,50 @@ int hr_sock_start(hr_sock_t *s, hr_sock_ctx_t *ctx, int fd, const hr_sock_ops_t 
     return hr_loop_io_start(ctx->loop, &s->io, EPOLLIN | EPOLLRDHUP);
 }
 
+/* The connect finished or failed: a connecting socket turns writable either way, and
+ * SO_ERROR tells which (connect(2), EINPROGRESS). */
+static void on_connect_io(hr_io_t *io, uint32_t events)
+{
+    hr_sock_t *s = (hr_sock_t *)io;
+    (void)events;
+    if (s->flags & HR_SOCK_CLOSED)
+        return;
+    int soerr = 0;
+    socklen_t slen = sizeof(soerr);
+    if (getsockopt(s->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0)
+        soerr = errno;
+    s->flags &= ~(uint32_t)(HR_SOCK_CONNECTING | HR_SOCK_WANT_WRITE);
+    if (soerr) {
+        s->ops->on_connect(s, -soerr);
+        finish(s);
+        return;
+    }
+    s->io.cb = on_io;
+    int rc = hr_loop_io_update(s->ctx->loop, &s->io, EPOLLIN | EPOLLRDHUP);
+    if (rc != 0) {
+        s->ops->on_connect(s, rc);
+        finish(s);
+        return;
+    }
+    if (s->outq.count)
+        schedule_flush(s);
+    s->ops->on_connect(s, 0);
+}
+
+int hr_sock_connect(hr_sock_t *s, hr_sock_ctx_t *ctx, int fd, const hr_sock_ops_t *ops)
+{
+    s->io.fd = fd;
+    s->io.cb = on_connect_io;
+    s->ctx = ctx;
+    s->ops = ops;
+    /* WANT_WRITE keeps the end-of-iteration flush away until the connect is done. */
+    s->flags = HR_SOCK_CONNECTING | HR_SOCK_WANT_WRITE;
+    hr_outq_init(&s->outq);
+    hr_list_init(&s->flush_link);
+    hr_timer_init(&s->timer, on_timer);
+    return hr_loop_io_start(ctx->loop, &s->io, EPOLLOUT);
+}
+
 int hr_sock_write(hr_sock_t *s, hr_refbuf_t *rb, size_t off, size_t end)
 {
     if (s->flags & (HR_SOCK_CLOSED | HR_SOCK_LINGER)) {
@@ -181,14 +225,19 @@ int hr_sock_write(hr_sock_t *s, hr_refbuf_t *rb, size_t off, size_t end)
     return rc;
 }
 
+int hr_sock_write_parts(hr_sock_t *s, const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (s->flags & (HR_SOCK_CLOSED | HR_SOCK_LINGER))
+        return HR_ECLOSED;
+    int rc = hr_outq_append(&s->outq, a, alen, b, blen);
+    if (rc == 0)
+        schedule_flush(s);
+    return rc;
+}
+
 int hr_sock_write_copy(hr_sock_t *s, const void *data, size_t len)
 {
-    hr_refbuf_t *rb = hr_refbuf_create(len);
-    if (!rb)
-        return HR_ENOMEM;
-    if (len)
-        __builtin_memcpy(rb->data, data, len);
-    return hr_sock_write(s, rb, 0, len);
+    return hr_sock_write_parts(s, data, len, NULL, 0);
 }
 
 void hr_sock_close(hr_sock_t *s)

@@ -24,6 +24,9 @@ typedef struct hr_sock_ops {
     void (*on_timer)(hr_sock_t *s);
     /* Last call: the fd is closed, release the memory. */
     void (*on_free)(hr_sock_t *s);
+    /* Only for hr_sock_connect: the connect finished, err 0 or -errno. After a failure
+     * the sock closes itself when this returns (on_free follows; on_eof does not). */
+    void (*on_connect)(hr_sock_t *s, int err);
 } hr_sock_ops_t;
 
 /* Per-thread state shared by the socks of one loop. */
@@ -37,11 +40,12 @@ typedef struct hr_sock_ctx {
 } hr_sock_ctx_t;
 
 enum {
-    HR_SOCK_CLOSING = 1u << 0,   /* flush, then shut down writing and linger */
-    HR_SOCK_LINGER = 1u << 1,    /* write side shut, reading and discarding until EOF */
-    HR_SOCK_CLOSED = 1u << 2,    /* fd closed, on free_list */
-    HR_SOCK_IN_FLUSH = 1u << 3,  /* on flush_list */
-    HR_SOCK_WANT_WRITE = 1u << 4 /* waiting for EPOLLOUT */
+    HR_SOCK_CLOSING = 1u << 0,    /* flush, then shut down writing and linger */
+    HR_SOCK_LINGER = 1u << 1,     /* write side shut, reading and discarding until EOF */
+    HR_SOCK_CLOSED = 1u << 2,     /* fd closed, on free_list */
+    HR_SOCK_IN_FLUSH = 1u << 3,   /* on flush_list */
+    HR_SOCK_WANT_WRITE = 1u << 4, /* waiting for EPOLLOUT */
+    HR_SOCK_CONNECTING = 1u << 5  /* hr_sock_connect: waiting for the connect to finish */
 };
 
 struct hr_sock {
@@ -62,10 +66,19 @@ void hr_sock_ctx_flush(hr_sock_ctx_t *ctx);
 
 /* Adopts a connected non-blocking fd and starts reading. 0 or -errno (fd not closed). */
 int hr_sock_start(hr_sock_t *s, hr_sock_ctx_t *ctx, int fd, const hr_sock_ops_t *ops);
+/* Adopts a non-blocking fd whose connect() returned 0 or EINPROGRESS: waits for
+ * writability, checks SO_ERROR, then calls ops->on_connect and, on success, reads as
+ * after hr_sock_start. Output queued meanwhile waits for the connect. The sock's timer
+ * works meanwhile (a connect timeout). 0 or -errno (fd not closed, no callbacks). */
+int hr_sock_connect(hr_sock_t *s, hr_sock_ctx_t *ctx, int fd, const hr_sock_ops_t *ops);
 /* Queues rb->data[off..end) (takes the caller's reference). 0 or HR_ENOMEM, HR_ECLOSED. */
 int hr_sock_write(hr_sock_t *s, hr_refbuf_t *rb, size_t off, size_t end);
 /* Queues a private copy of data. 0 or HR_ENOMEM, HR_ECLOSED. */
 int hr_sock_write_copy(hr_sock_t *s, const void *data, size_t len);
+/* Queues a private copy of a[0..alen) then b[0..blen) (a frame header and its payload);
+ * small copies are packed into one block with the ones before them. 0 or HR_ENOMEM,
+ * HR_ECLOSED. */
+int hr_sock_write_parts(hr_sock_t *s, const void *a, size_t alen, const void *b, size_t blen);
 /* Graceful: send what is queued, shut down writing, read until EOF (at most
  * ctx->linger_ms), then close. Reads are no longer delivered. */
 void hr_sock_close(hr_sock_t *s);

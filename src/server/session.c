@@ -14,6 +14,7 @@
 #include "http/http_parse.h"
 #include "http/http_upgrade.h"
 #include "server/server.h"
+#include "ws/ws_frame.h"
 
 #define MAX_HEADERS 64
 /* Messages shorter than this are sent uncompressed: deflate would not pay off. */
@@ -96,10 +97,14 @@ static void on_free(hr_sock_t *s)
 
 /* ---------------------------------------------------------------- sending */
 
-static int queue_frame(hr_conn_t *c, hr_refbuf_t *rb)
+/* Queues a frame of this connection's own: header and payload are copied into its out
+ * queue, packed with the frames before it (one write of many small echoes). */
+static int send_own(hr_conn_t *c, uint8_t opcode, bool rsv1, const void *data, size_t len)
 {
-    int rc = hr_sock_write(&c->sock, rb, 0, rb->len);
-    if (rc == 0)
+    uint8_t hdr[HR_WS_FRAME_HEADER_MAX];
+    size_t hl = hr_ws_frame_encode_header(hdr, true, rsv1 ? HR_WS_RSV1 : 0, opcode, len, NULL);
+    int rc = hr_sock_write_parts(&c->sock, hdr, hl, data, len);
+    if (rc == 0 && opcode < HR_WS_OP_CLOSE)
         conn_shard(c)->stats.messages_out++;
     return rc;
 }
@@ -120,9 +125,7 @@ static void send_close(hr_conn_t *c, uint16_t code, const char *reason, size_t r
             memcpy(payload + 2, reason, rlen);
         n = 2 + rlen;
     }
-    hr_refbuf_t *rb = hr_frame_build(HR_WS_OP_CLOSE, false, payload, n);
-    if (rb)
-        queue_frame(c, rb);
+    send_own(c, HR_WS_OP_CLOSE, false, payload, n);
 }
 
 /* Remembers the close code and reason for on_close (the reason only if a route will be
@@ -195,25 +198,23 @@ int hr_conn_send(hr_conn_t *c, const void *data, size_t len, bool binary)
     if (over_backlog(c))
         return HR_ENOBUFS;
     uint8_t op = binary ? HR_WS_OP_BINARY : HR_WS_OP_TEXT;
-    hr_refbuf_t *rb = NULL;
-    if (can_compress(c, len)) {
-        hr_shard_t *sh = conn_shard(c);
-        bool takeover = !c->dfl->p.server_no_context_takeover;
-        hr_deflate_stream_t *s = takeover ? c->dfl->own_deflate : &sh->deflate_shared;
-        if (takeover && !s)
-            s = c->dfl->own_deflate = hr_calloc(1, sizeof(*s));
-        sh->zscratch.len = 0;
-        if (s && hr_deflate_compress(s, &sh->srv->deflate, c->dfl->p.server_max_window_bits,
-                                     !takeover, data, len, &sh->zscratch) == 0)
-            rb = hr_frame_build(op, true, sh->zscratch.data, sh->zscratch.len);
-        if (sh->zscratch.cap > (1u << 20))
-            hr_buf_deinit(&sh->zscratch);
-    } else {
-        rb = hr_frame_build(op, false, data, len);
-    }
-    if (!rb)
+    if (!can_compress(c, len))
+        return send_own(c, op, false, data, len);
+    hr_shard_t *sh = conn_shard(c);
+    bool takeover = !c->dfl->p.server_no_context_takeover;
+    hr_deflate_stream_t *s = takeover ? c->dfl->own_deflate : &sh->deflate_shared;
+    if (takeover && !s)
+        s = c->dfl->own_deflate = hr_calloc(1, sizeof(*s));
+    if (!s)
         return HR_ENOMEM;
-    return queue_frame(c, rb);
+    sh->zscratch.len = 0;
+    int rc = hr_deflate_compress(s, &sh->srv->deflate, c->dfl->p.server_max_window_bits, !takeover,
+                                 data, len, &sh->zscratch);
+    if (rc == 0)
+        rc = send_own(c, op, true, sh->zscratch.data, sh->zscratch.len);
+    if (sh->zscratch.cap > (1u << 20))
+        hr_buf_deinit(&sh->zscratch);
+    return rc;
 }
 
 void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f)
@@ -231,7 +232,8 @@ void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f)
     }
     if (!rb)
         rb = f->plain;
-    queue_frame(c, hr_refbuf_ref(rb));
+    if (hr_sock_write(&c->sock, hr_refbuf_ref(rb), 0, rb->len) == 0)
+        conn_shard(c)->stats.messages_out++;
 }
 
 void hr_conn_close(hr_conn_t *c, uint16_t code, const char *reason)
@@ -264,9 +266,7 @@ static int on_control(void *ud, uint8_t opcode, uint16_t code, uint8_t *data, si
 {
     hr_conn_t *c = ud;
     if (opcode == HR_WS_OP_PING) {
-        hr_refbuf_t *rb = hr_frame_build(HR_WS_OP_PONG, false, data, len);
-        if (rb)
-            hr_sock_write(&c->sock, rb, 0, rb->len);
+        send_own(c, HR_WS_OP_PONG, false, data, len);
         return 0;
     }
     if (opcode == HR_WS_OP_PONG)
@@ -321,9 +321,7 @@ static void on_timer(hr_sock_t *s)
     }
     if (o->ping_interval_ms && now - c->last_ping_ms >= o->ping_interval_ms &&
         silent >= o->ping_interval_ms) {
-        hr_refbuf_t *rb = hr_frame_build(HR_WS_OP_PING, false, NULL, 0);
-        if (rb)
-            hr_sock_write(&c->sock, rb, 0, rb->len);
+        send_own(c, HR_WS_OP_PING, false, NULL, 0);
         c->last_ping_ms = now;
     }
     /* Milliseconds until the next thing to check. */

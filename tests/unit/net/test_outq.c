@@ -379,6 +379,55 @@ static void test_outq_empty_range_item_does_not_hang_flush(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Small appended frames are packed into one private chunk (one item), interleave
+ * correctly with shared blocks (which are never written into), and survive partial
+ * writes: the byte stream is exactly the appends and pushes in order. */
+static void test_outq_append_packs_small_copies_and_keeps_order(void **state)
+{
+    (void)state;
+    pair_t p = pair_open(4096);
+    hr_outq_t q;
+    hr_outq_init(&q);
+    enum { TOTAL = 200000 };
+    static uint8_t want[TOTAL], got[TOTAL];
+    size_t wlen = 0, glen = 0;
+    uint8_t piece[300];
+    hr_refbuf_t *shared = block(0, 50);
+    hr_refbuf_ref(shared); /* another holder: this block must never be appended to */
+    for (unsigned i = 0; wlen + 400 < TOTAL; i++) {
+        size_t a = i % 7, b = (i * 37) % 250;
+        for (size_t k = 0; k < a + b; k++)
+            piece[k] = (uint8_t)(i + k * 3);
+        assert_int_equal(hr_outq_append(&q, piece, a, piece + a, b), 0);
+        memcpy(want + wlen, piece, a + b);
+        wlen += a + b;
+        if (i == 3)
+            assert_int_equal(q.count, 1); /* the first appends share one chunk */
+        if (i % 50 == 49) {
+            assert_int_equal(hr_outq_push(&q, hr_refbuf_ref(shared), 0, 50), 0);
+            memcpy(want + wlen, shared->data, 50);
+            wlen += 50;
+        }
+        if (i % 13 == 0) { /* flush part-way now and then: appends go behind partly sent data */
+            int rc = hr_outq_flush(&q, p.w);
+            assert_true(rc == 0 || rc == HR_EAGAIN);
+            drain_into(p.r, got, TOTAL, &glen);
+        }
+    }
+    while (hr_outq_flush(&q, p.w) == HR_EAGAIN)
+        drain_into(p.r, got, TOTAL, &glen);
+    drain_into(p.r, got, TOTAL, &glen);
+    assert_int_equal(glen, wlen);
+    assert_memory_equal(got, want, wlen);
+    for (size_t k = 0; k < 50; k++)
+        assert_int_equal(shared->data[k], pattern(k)); /* untouched */
+    assert_int_equal(refs(shared), 2);
+    hr_refbuf_unref(shared);
+    hr_refbuf_unref(shared);
+    hr_outq_deinit(&q);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_outq_push_alloc_failure_is_enomem_and_releases_reference),
         cmocka_unit_test(test_outq_flush_to_closed_peer_is_negative_errno),
         cmocka_unit_test(test_outq_empty_range_item_does_not_hang_flush),
+        cmocka_unit_test(test_outq_append_packs_small_copies_and_keeps_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
