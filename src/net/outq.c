@@ -93,7 +93,11 @@ int hr_outq_append(hr_outq_t *q, const void *a, size_t alen, const void *b, size
             return 0;
         }
     }
-    hr_refbuf_t *rb = hr_refbuf_create(n < OUTQ_CHUNK ? OUTQ_CHUNK : n);
+    /* Into an empty queue a copy goes in a block of its own size (a lone reply, the
+     * 101, costs no more than itself); behind queued data, small copies start a chunk
+     * that the next ones share. */
+    size_t cap = q->count && n < OUTQ_CHUNK ? OUTQ_CHUNK : n;
+    hr_refbuf_t *rb = hr_refbuf_create(cap);
     if (!rb)
         return HR_ENOMEM;
     if (alen)

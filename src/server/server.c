@@ -24,7 +24,9 @@
 #include "ws/ws_frame.h"
 
 #define INBOX_CAPACITY 16384
-#define RECV_BUFFER 65536
+/* One per thread: large enough that a 64 KiB message usually arrives whole in one
+ * read and is delivered from it without a copy. */
+#define RECV_BUFFER (256 * 1024)
 #define ACCEPTS_PER_EVENT 64
 
 struct hr_timer_handle {

@@ -278,6 +278,15 @@ static ssize_t run(feed_ctx_t *f, uint8_t *buf, size_t len, const hr_ws_reader_c
             if (p->msg_op == HR_WS_OP_TEXT && !p->msg_deflated &&
                 hr_utf8_feed(&p->utf8, d, avail) != 0)
                 return fail(f, HR_EPROTO, HR_WS_CLOSE_INVALID_PAYLOAD);
+            /* Size the buffer for the whole frame at once (up to 1 MiB ahead of the bytes,
+             * so a peer announcing a huge frame cannot make us commit memory early). */
+            if (p->msg.cap - p->msg.len < p->remaining + avail) {
+                uint64_t want = p->remaining + avail;
+                if (want > (1u << 20))
+                    want = avail > (1u << 20) ? avail : (1u << 20);
+                if (hr_buf_reserve(&p->msg, (size_t)want))
+                    return fail(f, HR_ENOMEM, HR_WS_CLOSE_INTERNAL_ERROR);
+            }
             if (hr_buf_append(&p->msg, d, avail))
                 return fail(f, HR_ENOMEM, HR_WS_CLOSE_INTERNAL_ERROR);
             if (p->remaining == 0) {
