@@ -115,16 +115,7 @@ static void send_close(hr_conn_t *c, uint16_t code, const char *reason, size_t r
         return;
     c->close_sent = true;
     uint8_t payload[125];
-    size_t n = 0;
-    if (code != 0 && code != HR_WS_CLOSE_NO_STATUS) {
-        payload[0] = (uint8_t)(code >> 8);
-        payload[1] = (uint8_t)code;
-        if (rlen > 123)
-            rlen = 123;
-        if (rlen)
-            memcpy(payload + 2, reason, rlen);
-        n = 2 + rlen;
-    }
+    size_t n = hr_ws_close_payload(payload, code, reason, rlen);
     send_own(c, HR_WS_OP_CLOSE, false, payload, n);
 }
 

@@ -178,3 +178,16 @@ bool hr_ws_close_code_valid(uint16_t code)
     return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
            (code >= 3000 && code <= 4999);
 }
+
+size_t hr_ws_close_payload(uint8_t out[125], uint16_t code, const char *reason, size_t len)
+{
+    if (code == 0 || code == HR_WS_CLOSE_NO_STATUS)
+        return 0;
+    out[0] = (uint8_t)(code >> 8);
+    out[1] = (uint8_t)code;
+    if (len > 123)
+        len = 123;
+    if (len)
+        memcpy(out + 2, reason, len);
+    return 2 + len;
+}

@@ -62,6 +62,11 @@ size_t hr_ws_frame_encode_header(uint8_t *out, bool fin, unsigned rsv, uint8_t o
  */
 size_t hr_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], size_t offset);
 
+/* Writes a Close frame payload into out: nothing for code 0 or 1005 (no status), else
+ * the code in network order and up to 123 bytes of reason (RFC 6455 §5.5.1). Returns
+ * the payload length (0..125). */
+size_t hr_ws_close_payload(uint8_t out[125], uint16_t code, const char *reason, size_t len);
+
 /* True if code may appear in a Close frame sent by a peer (RFC 6455 §7.4: 1000-1003,
  * 1007-1014, 3000-4999); 1004-1006, 1015, 1016-2999 and <1000 or >4999 are invalid. */
 bool hr_ws_close_code_valid(uint16_t code);

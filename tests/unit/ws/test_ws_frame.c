@@ -533,9 +533,27 @@ static void test_ws_close_code_valid_table(void **state)
     }
 }
 
+static void test_ws_close_payload_code_reason_and_limits(void **state)
+{
+    (void)state;
+    uint8_t out[125];
+    assert_int_equal(hr_ws_close_payload(out, 0, "x", 1), 0);
+    assert_int_equal(hr_ws_close_payload(out, HR_WS_CLOSE_NO_STATUS, "x", 1), 0);
+    assert_int_equal(hr_ws_close_payload(out, 1000, NULL, 0), 2);
+    assert_int_equal(out[0], 0x03);
+    assert_int_equal(out[1], 0xE8);
+    assert_int_equal(hr_ws_close_payload(out, 4001, "bye", 3), 5);
+    assert_int_equal(out[0] << 8 | out[1], 4001);
+    assert_memory_equal(out + 2, "bye", 3);
+    char longer[200];
+    memset(longer, 'r', sizeof(longer));
+    assert_int_equal(hr_ws_close_payload(out, 1001, longer, sizeof(longer)), 125); /* 2 + 123 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ws_close_payload_code_reason_and_limits),
         cmocka_unit_test(test_ws_frame_parse_len7_zero_and_125),
         cmocka_unit_test(test_ws_frame_parse_ext16_minimum),
         cmocka_unit_test(test_ws_frame_parse_ext16_maximum),
