@@ -3,5 +3,7 @@
 
 /* Subcommands; each gets argv with argv[0] the subcommand name; returns the exit code. */
 int hr_cmd_serve(int argc, char **argv);
+int hr_cmd_client(int argc, char **argv);
+int hr_cmd_bench(int argc, char **argv);
 
 #endif

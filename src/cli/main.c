@@ -13,8 +13,10 @@ static void usage(FILE *out)
           "\n"
           "commands:\n"
           "  serve        run the server (echo at /ws, broadcast at /broadcast)\n"
+          "  client URL   interactive WebSocket client: stdin lines out, messages to stdout\n"
+          "  bench        load generator: echo, broadcast and idle-connection scenarios\n"
           "\n"
-          "  herald --help, herald --version, herald serve --help\n"
+          "  herald --help, herald --version, herald <command> --help\n"
           "\n"
           "serve options (--name VALUE or --name=VALUE):\n",
           out);
@@ -38,6 +40,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return hr_cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "client") == 0)
+        return hr_cmd_client(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return hr_cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "herald: unknown command '%s' (see herald --help)\n", cmd);
     return 2;
 }

@@ -1,0 +1,604 @@
+/* herald bench: a WebSocket load generator on the client library (herald/client.h).
+ *
+ * Scenarios (the command-line contract is shared with bench/run.sh; see usage()):
+ *   echo       CONNS connections each keep INFLIGHT messages outstanding; latency per echo.
+ *   broadcast  SUBSCRIBERS connections, the first PUBLISHERS of them publish; fan-out
+ *              deliveries, loss, order and send-to-receive latency.
+ *   idle       CONNS idle connections; with --pid the server's RSS per connection.
+ *
+ * --threads N runs N workers (bench_worker.c), each with its own loop and its share of the
+ * connections; this thread only sequences the phases (connect, warm-up, measure, drain,
+ * close), prints progress, and merges the workers' counters and histograms at the end.
+ * Measurement is by timestamp: a message counts when its timestamp falls in the window
+ * [start, end), so no worker has to be told exactly when the window opens. */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "bench/bench.h"
+#include "cli/cli.h"
+
+#define CONNECT_PHASE_MAX_S 60.0 /* give up waiting for connects after this */
+#define DRAIN_MAX_S 5.0
+#define MAX_THREADS 256
+#define MAX_SOURCE_ADDRS 65536
+
+static void usage(FILE *out)
+{
+    fputs("usage:\n"
+          "  herald bench echo URL [-c CONNS] [-p INFLIGHT] [-s SIZE] [--binary] [-d SECONDS]\n"
+          "                    [--warmup SECONDS] [--threads N] [--source-addrs A-B] [--quiet]\n"
+          "  herald bench broadcast URL [-c SUBSCRIBERS] [--publishers N] [--rate MSGS_PER_S|0]\n"
+          "                    [-s SIZE] [-d SECONDS] [--warmup SECONDS] [--threads N]\n"
+          "                    [--source-addrs A-B] [--quiet]\n"
+          "  herald bench idle URL [-c CONNS] [--pid PID] [--hold SECONDS] [--threads N]\n"
+          "                    [--source-addrs A-B] [--quiet]\n"
+          "\n"
+          "  echo       URL is an echo endpoint (herald: ws://127.0.0.1:PORT/ws). Every\n"
+          "             connection keeps INFLIGHT messages of SIZE bytes (>= 8) outstanding.\n"
+          "  broadcast  URL is a broadcast endpoint (herald: /broadcast). The first N\n"
+          "             connections also publish: at --rate 0 as fast as possible with at most\n"
+          "             16 unseen messages each, else RATE msgs/s together. SIZE >= 16.\n"
+          "  idle       opens CONNS connections, holds them --hold seconds; with --pid reports\n"
+          "             the RSS growth of that process per connection.\n"
+          "\n"
+          "defaults: -c 100, -p 1, -s 32, text, -d 10, --warmup 1, --threads 1,\n"
+          "          --publishers 1, --rate 0, --hold 2\n"
+          "--source-addrs 127.0.0.1-127.0.0.50 binds client sockets round-robin to those\n"
+          "local addresses (past the ephemeral-port limit of one address).\n"
+          "\n"
+          "Progress on stderr every second (not with --quiet), a table on stdout, and as the\n"
+          "last stdout line one 'RESULT key=value ...' line. Exit: 0 done (errors may be > 0),\n"
+          "1 no connection could be made, 2 usage error.\n",
+          out);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("herald bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see herald bench --help)\n", stderr);
+    return 2;
+}
+
+static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool parse_secs(const char *s, double min, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < min || v > 1e7)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* "A-B" or "A" (IPv4): fills o->source_addrs with every address from A to B. */
+static bool parse_source_addrs(const char *s, hr_bench_opts_t *o)
+{
+    char a[64], b[64];
+    const char *dash = strchr(s, '-');
+    size_t alen = dash ? (size_t)(dash - s) : strlen(s);
+    if (alen >= sizeof(a) || (dash && strlen(dash + 1) >= sizeof(b)))
+        return false;
+    memcpy(a, s, alen);
+    a[alen] = 0;
+    snprintf(b, sizeof(b), "%s", dash ? dash + 1 : a);
+    struct in_addr ia, ib;
+    if (inet_pton(AF_INET, a, &ia) != 1 || inet_pton(AF_INET, b, &ib) != 1)
+        return false;
+    uint32_t lo = ntohl(ia.s_addr), hi = ntohl(ib.s_addr);
+    if (hi < lo || hi - lo >= MAX_SOURCE_ADDRS)
+        return false;
+    o->n_source_addrs = hi - lo + 1;
+    o->source_addrs = calloc(o->n_source_addrs, sizeof(char *));
+    if (!o->source_addrs)
+        return false;
+    for (uint32_t i = 0; i < o->n_source_addrs; i++) {
+        struct in_addr x = {.s_addr = htonl(lo + i)};
+        char buf[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &x, buf, sizeof(buf));
+        o->source_addrs[i] = strdup(buf);
+        if (!o->source_addrs[i])
+            return false;
+    }
+    return true;
+}
+
+static void free_source_addrs(hr_bench_opts_t *o)
+{
+    for (uint32_t i = 0; i < o->n_source_addrs; i++)
+        free(o->source_addrs[i]);
+    free(o->source_addrs);
+    o->source_addrs = NULL;
+    o->n_source_addrs = 0;
+}
+
+/* Returns 0, 2 for a usage error, or -1 for --help (exit 0). */
+static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->conns = 100;
+    o->inflight = 1;
+    o->size = 32;
+    o->duration_s = 10;
+    o->warmup_s = 1;
+    o->threads = 1;
+    o->publishers = 1;
+    o->hold_s = 2;
+    const char *mode = NULL;
+    bool size_set = false, seen_echo_opt = false, seen_bcast_opt = false, seen_idle_opt = false;
+    bool seen_traffic_opt = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return -1;
+        }
+        if (a[0] != '-' || a[1] == 0) {
+            if (!mode)
+                mode = a;
+            else if (!o->url)
+                o->url = a;
+            else
+                return usage_error("unexpected argument '%s'", a);
+            continue;
+        }
+        /* boolean flags */
+        if (strcmp(a, "--binary") == 0) {
+            o->binary = true;
+            seen_echo_opt = true;
+            continue;
+        }
+        if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            o->quiet = true;
+            continue;
+        }
+        /* options with a value: "-c 10", "--conns 10", "--conns=10" */
+        char name[32];
+        const char *val = NULL;
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+        if (nlen >= sizeof(name))
+            return usage_error("unknown option '%s'", a);
+        memcpy(name, a, nlen);
+        name[nlen] = 0;
+        static const char *const known[] = {"-c",
+                                            "--conns",
+                                            "-p",
+                                            "--inflight",
+                                            "-s",
+                                            "--size",
+                                            "-d",
+                                            "--duration",
+                                            "--warmup",
+                                            "--threads",
+                                            "--source-addrs",
+                                            "--publishers",
+                                            "--rate",
+                                            "--pid",
+                                            "--hold",
+                                            NULL};
+        bool ok = false;
+        for (int k = 0; known[k]; k++)
+            ok = ok || strcmp(known[k], name) == 0;
+        if (!ok)
+            return usage_error("unknown option '%s'", a);
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else
+            return usage_error("option '%s' needs a value", name);
+        bool good;
+        if (!strcmp(name, "-c") || !strcmp(name, "--conns")) {
+            good = parse_u32(val, 1, 10000000, &o->conns);
+        } else if (!strcmp(name, "-p") || !strcmp(name, "--inflight")) {
+            good = parse_u32(val, 1, 1000000, &o->inflight);
+            seen_echo_opt = true;
+        } else if (!strcmp(name, "-s") || !strcmp(name, "--size")) {
+            good = parse_u32(val, 1, 64u << 20, &o->size);
+            size_set = true;
+            seen_traffic_opt = true;
+        } else if (!strcmp(name, "-d") || !strcmp(name, "--duration")) {
+            good = parse_secs(val, 0.001, &o->duration_s);
+            seen_traffic_opt = true;
+        } else if (!strcmp(name, "--warmup")) {
+            good = parse_secs(val, 0, &o->warmup_s);
+            seen_traffic_opt = true;
+        } else if (!strcmp(name, "--threads")) {
+            good = parse_u32(val, 1, MAX_THREADS, &o->threads);
+        } else if (!strcmp(name, "--source-addrs")) {
+            free_source_addrs(o);
+            good = parse_source_addrs(val, o);
+        } else if (!strcmp(name, "--publishers")) {
+            good = parse_u32(val, 1, 262143, &o->publishers);
+            seen_bcast_opt = true;
+        } else if (!strcmp(name, "--rate")) {
+            good = parse_secs(val, 0, &o->rate);
+            seen_bcast_opt = true;
+        } else if (!strcmp(name, "--pid")) {
+            uint32_t pid;
+            good = parse_u32(val, 1, 0x7fffffff, &pid);
+            o->pid = (long)pid;
+            seen_idle_opt = true;
+        } else {
+            good = parse_secs(val, 0, &o->hold_s);
+            seen_idle_opt = true;
+        }
+        if (!good)
+            return usage_error("bad value for %s", name);
+    }
+    if (!mode)
+        return usage_error("%s", "missing scenario (echo, broadcast or idle)");
+    if (strcmp(mode, "echo") == 0)
+        o->mode = HR_BENCH_ECHO;
+    else if (strcmp(mode, "broadcast") == 0)
+        o->mode = HR_BENCH_BROADCAST;
+    else if (strcmp(mode, "idle") == 0)
+        o->mode = HR_BENCH_IDLE;
+    else
+        return usage_error("unknown scenario '%s' (echo, broadcast or idle)", mode);
+    if (!o->url)
+        return usage_error("%s", "missing URL");
+    if (strncmp(o->url, "ws://", 5) != 0)
+        return usage_error("URL must start with ws:// (got '%s')", o->url);
+    if (o->mode != HR_BENCH_ECHO && seen_echo_opt)
+        return usage_error("-p and --binary are for echo (scenario '%s')", mode);
+    if (o->mode != HR_BENCH_BROADCAST && seen_bcast_opt)
+        return usage_error("--publishers and --rate are for broadcast (scenario '%s')", mode);
+    if (o->mode != HR_BENCH_IDLE && seen_idle_opt)
+        return usage_error("--pid and --hold are for idle (scenario '%s')", mode);
+    if (o->mode == HR_BENCH_IDLE && seen_traffic_opt)
+        return usage_error("%s", "-s, -d and --warmup are not for idle");
+    if (o->mode == HR_BENCH_ECHO && o->size < HR_BENCH_TS_LEN)
+        return usage_error("%s", "echo needs -s >= 8 (the send timestamp)");
+    if (o->mode == HR_BENCH_BROADCAST) {
+        if (!size_set && o->size < HR_BENCH_BCAST_HDR)
+            o->size = HR_BENCH_BCAST_HDR;
+        if (o->size < HR_BENCH_BCAST_HDR)
+            return usage_error("%s", "broadcast needs -s >= 16 (timestamp, publisher, sequence)");
+        if (o->publishers > o->conns)
+            return usage_error("%s", "--publishers cannot exceed -c");
+    }
+    if (o->threads > o->conns)
+        o->threads = o->conns;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------
+ * Helpers */
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* VmRSS of pid in KiB, or -1. */
+static long read_rss_kb(long pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kb = -1;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+typedef struct bench_run {
+    hr_bench_opts_t *o;
+    hr_bench_worker_t *w;
+    uint32_t nw;
+    uint64_t last_progress_ns;
+    hr_bench_stats_t last; /* totals at the last progress line */
+} bench_run_t;
+
+static void sum_snapshots(const bench_run_t *r, hr_bench_stats_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (uint32_t i = 0; i < r->nw; i++) {
+        hr_bench_stats_t s;
+        hr_bench_worker_snapshot(&r->w[i], &s);
+        t->opened += s.opened;
+        t->failed += s.failed;
+        t->unexpected_closes += s.unexpected_closes;
+        t->open_now += s.open_now;
+        t->msgs += s.msgs;
+        t->bytes += s.bytes;
+        t->sent += s.sent;
+        t->deliveries += s.deliveries;
+        t->out_of_order += s.out_of_order;
+        t->send_failures += s.send_failures;
+    }
+}
+
+static const char *mode_name(hr_bench_mode_t m)
+{
+    return m == HR_BENCH_ECHO ? "echo" : m == HR_BENCH_BROADCAST ? "broadcast" : "idle";
+}
+
+/* Prints a progress line on stderr once a second (not with --quiet). */
+static void progress(bench_run_t *r, const char *phase)
+{
+    uint64_t now = hr_bench_clock_ns();
+    if (r->o->quiet || now - r->last_progress_ns < 1000000000ull)
+        return;
+    double dt = (double)(now - r->last_progress_ns) / 1e9;
+    hr_bench_stats_t t;
+    sum_snapshots(r, &t);
+    double el = (double)(now - r->o->t0_ns) / 1e9;
+    fprintf(stderr, "bench %s [%6.1fs] %-8s open=%" PRIu64 "/%u errors=%" PRIu64,
+            mode_name(r->o->mode), el, phase, t.open_now, r->o->conns,
+            t.failed + t.unexpected_closes);
+    if (r->o->mode == HR_BENCH_ECHO)
+        fprintf(stderr, " msgs/s=%.0f", (double)(t.msgs - r->last.msgs) / dt);
+    else if (r->o->mode == HR_BENCH_BROADCAST)
+        fprintf(stderr, " sent/s=%.0f deliveries/s=%.0f", (double)(t.sent - r->last.sent) / dt,
+                (double)(t.deliveries - r->last.deliveries) / dt);
+    fputc('\n', stderr);
+    r->last = t;
+    r->last_progress_ns = now;
+}
+
+static uint64_t rel_now(const hr_bench_opts_t *o)
+{
+    return hr_bench_clock_ns() - o->t0_ns;
+}
+
+/* Waits until every connection opened or failed (bounded). */
+static void wait_connected(bench_run_t *r)
+{
+    uint64_t deadline = rel_now(r->o) + (uint64_t)(CONNECT_PHASE_MAX_S * 1e9);
+    for (;;) {
+        hr_bench_stats_t t;
+        sum_snapshots(r, &t);
+        if (t.opened + t.failed >= r->o->conns || rel_now(r->o) >= deadline)
+            return;
+        progress(r, "connect");
+        sleep_ms(5);
+    }
+}
+
+static void post_all(bench_run_t *r, hr_inbox_fn fn)
+{
+    for (uint32_t i = 0; i < r->nw; i++) {
+        while (hr_loop_post(r->w[i].loop, fn, &r->w[i], NULL) != 0)
+            sleep_ms(1);
+    }
+}
+
+/* ------------------------------------------------------------------------------------
+ * Report */
+
+static void report(const bench_run_t *r, long rss_before, long rss_after)
+{
+    const hr_bench_opts_t *o = r->o;
+    hr_bench_stats_t t;
+    memset(&t, 0, sizeof(t));
+    static hr_bench_hist_t h;
+    hr_bench_hist_init(&h);
+    for (uint32_t i = 0; i < r->nw; i++) {
+        const hr_bench_stats_t *s = &r->w[i].st;
+        t.opened += s->opened;
+        t.failed += s->failed;
+        t.unexpected_closes += s->unexpected_closes;
+        t.msgs += s->msgs;
+        t.bytes += s->bytes;
+        t.sent += s->sent;
+        t.deliveries += s->deliveries;
+        t.out_of_order += s->out_of_order;
+        t.send_failures += s->send_failures;
+        hr_bench_hist_merge(&h, &r->w[i].hist);
+    }
+    uint64_t errors = t.failed + t.unexpected_closes;
+    double d = o->duration_s;
+    uint64_t p50 = hr_bench_hist_quantile(&h, 0.50), p99 = hr_bench_hist_quantile(&h, 0.99),
+             p999 = hr_bench_hist_quantile(&h, 0.999);
+    printf("\nherald bench %s  %s\n", mode_name(o->mode), o->url);
+    printf("  connections    %u (opened %" PRIu64 ", failed %" PRIu64 ", closed by server %" PRIu64
+           "), threads %u\n",
+           o->conns, t.opened, t.failed, t.unexpected_closes, o->threads);
+    if (o->mode == HR_BENCH_ECHO) {
+        double mps = (double)t.msgs / d, mbps = (double)t.bytes / d / 1e6;
+        printf("  messages       %u in flight per connection, %u bytes %s\n", o->inflight, o->size,
+               o->binary ? "binary" : "text");
+        printf("  window         %.2f s after %.2f s warm-up\n", d, o->warmup_s);
+        printf("  echoes         %" PRIu64 "  (%.0f msgs/s, %.2f MB/s payload)\n", t.msgs, mps,
+               mbps);
+        printf("  latency (us)   p50 %" PRIu64 "  p99 %" PRIu64 "  p99.9 %" PRIu64 "  max %" PRIu64
+               "\n",
+               p50, p99, p999, h.max_us);
+        if (t.send_failures)
+            printf("  send failures  %" PRIu64 " (backlog full)\n", t.send_failures);
+        printf("RESULT mode=echo conns=%u inflight=%u size=%u duration_s=%.2f msgs=%" PRIu64
+               " msgs_per_s=%.0f mb_per_s=%.2f p50_us=%" PRIu64 " p99_us=%" PRIu64
+               " p999_us=%" PRIu64 " errors=%" PRIu64 "\n",
+               o->conns, o->inflight, o->size, d, t.msgs, mps, mbps, p50, p99, p999, errors);
+    } else if (o->mode == HR_BENCH_BROADCAST) {
+        int64_t lost = (int64_t)(t.sent * o->conns) - (int64_t)t.deliveries;
+        double dps = (double)t.deliveries / d;
+        char rate[32];
+        if (o->rate > 0)
+            snprintf(rate, sizeof(rate), "%.0f msgs/s", o->rate);
+        else
+            snprintf(rate, sizeof(rate), "max (window %d)", HR_BENCH_PUB_WINDOW);
+        printf("  publishers     %u, rate %s, %u bytes %s\n", o->publishers, rate, o->size,
+               o->binary ? "binary" : "text");
+        printf("  window         %.2f s after %.2f s warm-up\n", d, o->warmup_s);
+        printf("  sent           %" PRIu64 "  (%.0f msgs/s)\n", t.sent, (double)t.sent / d);
+        printf("  deliveries     %" PRIu64 "  (%.0f /s), lost %" PRId64 ", out of order %" PRIu64
+               "\n",
+               t.deliveries, dps, lost, t.out_of_order);
+        printf("  fan-out latency (us)  p50 %" PRIu64 "  p99 %" PRIu64 "  p99.9 %" PRIu64
+               "  max %" PRIu64 "\n",
+               p50, p99, p999, h.max_us);
+        if (t.send_failures)
+            printf("  send failures  %" PRIu64 " (backlog full)\n", t.send_failures);
+        printf("RESULT mode=broadcast subs=%u publishers=%u rate=%.0f size=%u duration_s=%.2f "
+               "sent=%" PRIu64 " deliveries=%" PRIu64 " deliveries_per_s=%.0f lost=%" PRId64
+               " out_of_order=%" PRIu64 " p50_us=%" PRIu64 " p99_us=%" PRIu64 " errors=%" PRIu64
+               "\n",
+               o->conns, o->publishers, o->rate, o->size, d, t.sent, t.deliveries, dps, lost,
+               t.out_of_order, p50, p99, errors);
+    } else {
+        char before[32] = "-", after[32] = "-", per[32] = "-";
+        if (o->pid && rss_before >= 0 && rss_after >= 0) {
+            snprintf(before, sizeof(before), "%ld", rss_before);
+            snprintf(after, sizeof(after), "%ld", rss_after);
+            snprintf(per, sizeof(per), "%.0f",
+                     (double)(rss_after - rss_before) * 1024.0 / (double)o->conns);
+        }
+        printf("  held           %.2f s\n", o->hold_s);
+        if (o->pid)
+            printf("  server RSS     %s KiB -> %s KiB: %s bytes per connection (pid %ld)\n", before,
+                   after, per, o->pid);
+        printf("RESULT mode=idle conns=%u rss_before_kb=%s rss_after_kb=%s rss_per_conn_bytes=%s "
+               "errors=%" PRIu64 "\n",
+               o->conns, before, after, per, errors);
+    }
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------------------
+ * The command */
+
+int hr_cmd_bench(int argc, char **argv)
+{
+    hr_bench_opts_t o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0) {
+        free_source_addrs(&o);
+        return rc < 0 ? 0 : rc;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    o.t0_ns = hr_bench_clock_ns();
+    o.t_start_ns = UINT64_MAX; /* nothing counts before the start */
+    o.t_end_ns = UINT64_MAX;
+
+    bench_run_t r = {.o = &o, .nw = o.threads, .last_progress_ns = o.t0_ns};
+    r.w = calloc(o.threads, sizeof(*r.w));
+    if (!r.w) {
+        fprintf(stderr, "herald bench: out of memory\n");
+        free_source_addrs(&o);
+        return 1;
+    }
+    long rss_before = -1, rss_after = -1;
+    if (o.mode == HR_BENCH_IDLE && o.pid) {
+        rss_before = read_rss_kb(o.pid);
+        if (rss_before < 0)
+            fprintf(stderr, "herald bench: cannot read /proc/%ld/status\n", o.pid);
+    }
+    uint32_t started = 0;
+    for (; started < o.threads; started++) {
+        hr_bench_worker_t *w = &r.w[started];
+        if (hr_bench_worker_init(w, &o, started) != 0) {
+            fprintf(stderr, "herald bench: cannot set up worker %u\n", started);
+            break;
+        }
+        if (pthread_create(&w->thread, NULL, hr_bench_worker_main, w) != 0) {
+            fprintf(stderr, "herald bench: cannot start thread %u\n", started);
+            hr_bench_worker_deinit(w);
+            break;
+        }
+    }
+    r.nw = started;
+    if (started == o.threads) {
+        wait_connected(&r);
+        hr_bench_stats_t t;
+        sum_snapshots(&r, &t);
+        if (t.opened > 0 && o.mode != HR_BENCH_IDLE) {
+            uint64_t now = rel_now(&o);
+            o.t_start_ns = now + (uint64_t)(o.warmup_s * 1e9);
+            o.t_end_ns = o.t_start_ns + (uint64_t)(o.duration_s * 1e9);
+            post_all(&r, hr_bench_worker_on_start);
+            while (rel_now(&o) < o.t_end_ns) {
+                progress(&r, rel_now(&o) < o.t_start_ns ? "warmup" : "run");
+                sleep_ms(5);
+            }
+            if (o.mode == HR_BENCH_BROADCAST) {
+                /* Workers stop publishing at t_end (by their tick, within ~20 ms); then
+                 * wait for every subscriber to see every message sent in the window. */
+                sleep_ms(50);
+                uint64_t deadline = rel_now(&o) + (uint64_t)(DRAIN_MAX_S * 1e9);
+                for (;;) {
+                    sum_snapshots(&r, &t);
+                    if (t.deliveries >= t.sent * o.conns || rel_now(&o) >= deadline)
+                        break;
+                    progress(&r, "drain");
+                    sleep_ms(5);
+                }
+            }
+        } else if (t.opened > 0) {
+            uint64_t until = rel_now(&o) + (uint64_t)(o.hold_s * 1e9);
+            while (rel_now(&o) < until) {
+                progress(&r, "hold");
+                sleep_ms(5);
+            }
+            if (o.pid)
+                rss_after = read_rss_kb(o.pid);
+        }
+    }
+    post_all(&r, hr_bench_worker_on_close_all);
+    for (uint32_t i = 0; i < r.nw; i++)
+        pthread_join(r.w[i].thread, NULL);
+    uint64_t opened = 0;
+    for (uint32_t i = 0; i < r.nw; i++)
+        opened += r.w[i].st.opened;
+    if (r.nw == o.threads)
+        report(&r, rss_before, rss_after);
+    for (uint32_t i = 0; i < r.nw; i++)
+        hr_bench_worker_deinit(&r.w[i]);
+    bool setup_failed = r.nw != o.threads;
+    free(r.w);
+    free_source_addrs(&o);
+    if (setup_failed)
+        return 1;
+    if (opened == 0) {
+        fprintf(stderr, "herald bench: no connection could be made to %s\n", o.url);
+        return 1;
+    }
+    return 0;
+}
