@@ -34,7 +34,7 @@
 #include "http/http_upgrade.h"
 #include "ws/ws_frame.h"
 
-#define RECV_BUFFER (64 * 1024)
+#define RECV_BUFFER (256 * 1024) /* as the server: a 64 KiB message usually arrives whole */
 #define MAX_HEAD 16384
 #define MAX_HEADERS 64
 /* Messages shorter than this are sent uncompressed: deflate would not pay off. */
