@@ -48,7 +48,8 @@ static void usage(FILE *out)
           "             connections also publish: at --rate 0 as fast as possible with at most\n"
           "             16 unseen messages each, else RATE msgs/s together. SIZE >= 16.\n"
           "  idle       opens CONNS connections, holds them --hold seconds; with --pid reports\n"
-          "             the RSS growth of that process per connection.\n"
+          "             the RSS growth of that process per connection (measured from after one\n"
+          "             warm-up connection: the marginal cost).\n"
           "\n"
           "defaults: -c 100, -p 1, -s 32, text, -d 10, --warmup 1, --threads 1,\n"
           "          --publishers 1, --rate 0, --hold 2\n"
@@ -327,6 +328,50 @@ static void sleep_ms(unsigned ms)
     }
 }
 
+/* Idle mode: one connection opened (and kept) before the "before" RSS is read, so the
+ * figure is the marginal cost of a connection. The server's first connection also pays
+ * one-off costs (its thread's allocator arena, the TLS library's pages faulted in by the
+ * first handshake) that no later connection pays. */
+typedef struct warm_conn {
+    hr_loop_t *loop;
+    hr_client_t *c;
+    bool done;
+} warm_conn_t;
+
+static void warm_on_open(hr_client_t *c)
+{
+    ((warm_conn_t *)hr_client_data(c))->done = true;
+}
+
+static void warm_on_close(hr_client_t *c, uint16_t code, const char *reason, size_t len)
+{
+    ((warm_conn_t *)hr_client_data(c))->done = true;
+}
+
+static void warm_open(warm_conn_t *wc, const hr_bench_opts_t *o)
+{
+    static const hr_client_callbacks_t cb = {.on_open = warm_on_open, .on_close = warm_on_close};
+    hr_client_options_t opts;
+    hr_client_options_init(&opts);
+    opts.url = o->url;
+    char err[256];
+    wc->loop = hr_loop_create();
+    wc->c = wc->loop ? hr_client_connect(wc->loop, &opts, &cb, wc, err, sizeof(err)) : NULL;
+    for (int i = 0; wc->c && !wc->done && i < 500; i++)
+        hr_loop_run_once(wc->loop, 10);
+    sleep_ms(100); /* let the server finish its side of the handshake */
+}
+
+static void warm_close(warm_conn_t *wc)
+{
+    if (wc->c)
+        hr_client_destroy(wc->c);
+    if (wc->loop) {
+        hr_loop_run_once(wc->loop, 0);
+        hr_loop_destroy(wc->loop);
+    }
+}
+
 typedef struct bench_run {
     hr_bench_opts_t *o;
     hr_bench_worker_t *w;
@@ -526,7 +571,9 @@ int hr_cmd_bench(int argc, char **argv)
         return 1;
     }
     long rss_before = -1, rss_after = -1;
+    warm_conn_t warm = {0};
     if (o.mode == HR_BENCH_IDLE && o.pid) {
+        warm_open(&warm, &o);
         rss_before = read_rss_kb(o.pid);
         if (rss_before < 0)
             fprintf(stderr, "herald bench: cannot read /proc/%ld/status\n", o.pid);
@@ -581,6 +628,7 @@ int hr_cmd_bench(int argc, char **argv)
                 rss_after = read_rss_kb(o.pid);
         }
     }
+    warm_close(&warm);
     post_all(&r, hr_bench_worker_on_close_all);
     for (uint32_t i = 0; i < r.nw; i++)
         pthread_join(r.w[i].thread, NULL);
