@@ -1,0 +1,1 @@
+taskset -c 1 herald bench broadcast ws://127.0.0.1:19126/broadcast -c 1000 --publishers 1 --rate 100 -s 32 -d 2 --warmup 1 --source-addrs 127.0.0.2-127.0.0.9

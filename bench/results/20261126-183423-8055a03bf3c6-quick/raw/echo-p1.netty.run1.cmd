@@ -1,0 +1,1 @@
+taskset -c 1 herald bench echo ws://127.0.0.1:19107/ws -c 100 -p 1 -s 32 -d 2 --warmup 1
