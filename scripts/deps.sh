@@ -3,7 +3,7 @@
 # already there. Sourced by run.sh and test.sh; `deps.sh test` adds the test tools.
 set -euo pipefail
 
-need=(build-essential cmake pkg-config libssl-dev zlib1g-dev)
+need=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjansson-dev)
 if [ "${1:-}" = test ]; then
   need+=(libcmocka-dev python3-websockets clang)
   command -v node >/dev/null 2>&1 || need+=(nodejs)
