@@ -52,6 +52,25 @@ int hr_http_write_error(hr_buf_t *out, int status, const char *reason, const cha
     return undo(out, mark, rc);
 }
 
+int hr_http_write_response(hr_buf_t *out, int status, const char *content_type, const void *body,
+                           size_t len, bool keep_alive, const char *extra_headers)
+{
+    size_t mark = out->len;
+    int rc =
+        hr_buf_appendf(out,
+                       "HTTP/1.1 %d %s\r\n"
+                       "Content-Type: %s\r\n"
+                       "Content-Length: %zu\r\n"
+                       "Connection: %s\r\n"
+                       "%s\r\n",
+                       status, hr_http_status_text(status),
+                       content_type ? content_type : "text/plain; charset=utf-8", len,
+                       keep_alive ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+    if (rc == 0)
+        rc = hr_buf_append(out, body, len);
+    return undo(out, mark, rc);
+}
+
 const char *hr_http_status_text(int status)
 {
     switch (status) {

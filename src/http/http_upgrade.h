@@ -64,6 +64,12 @@ int hr_http_write_101(hr_buf_t *out, const char accept[29], const char *protocol
  * NULL). 0 or HR_ENOMEM. */
 int hr_http_write_error(hr_buf_t *out, int status, const char *reason, const char *extra_headers);
 
+/* Appends a complete response: status line, Content-Type (text/plain when NULL),
+ * Content-Length, Connection: keep-alive or close, extra_headers (each "Name: value\r\n",
+ * may be NULL), then body[0..len). 0 or HR_ENOMEM (out unchanged). */
+int hr_http_write_response(hr_buf_t *out, int status, const char *content_type, const void *body,
+                           size_t len, bool keep_alive, const char *extra_headers);
+
 /* Returns the reason phrase for status ("Bad Request"), or "Unknown". */
 const char *hr_http_status_text(int status);
 

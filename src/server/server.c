@@ -178,6 +178,7 @@ hr_server_t *hr_server_create(const hr_server_options_t *opts, char *err, size_t
     hr_deflate_config_default(&s->deflate);
     s->deflate.enabled = opts->compression;
     s->deflate.context_takeover = opts->deflate_context_takeover;
+    s->max_body = 1u << 20;
     s->nshards = opts->threads;
     s->shards = hr_calloc((size_t)s->nshards, sizeof(hr_shard_t));
     if (!s->host || !s->shards || parse_origins(s, opts->allowed_origins)) {
@@ -223,6 +224,24 @@ int hr_server_add_route(hr_server_t *s, const char *path, const hr_route_callbac
     r->data = route_data;
     r->id = s->nroutes++;
     return r->id;
+}
+
+int hr_server__add_http(hr_server_t *s, const char *path, bool prefix, hr_http_handler_fn fn,
+                        void *data)
+{
+    if (!path || path[0] != '/' || s->started)
+        return HR_EINVAL;
+    if (s->n_http_routes == HR_MAX_HTTP_ROUTES)
+        return HR_ENOBUFS;
+    hr_http_route_t *r = &s->http_routes[s->n_http_routes];
+    r->path = hr_strdup(path);
+    if (!r->path)
+        return HR_ENOMEM;
+    r->prefix = prefix;
+    r->fn = fn;
+    r->data = data;
+    s->n_http_routes++;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- listeners */
@@ -454,6 +473,8 @@ void hr_server_destroy(hr_server_t *s)
         for (size_t j = 0; j < s->routes[i].nsubprotocols; j++)
             hr_free(s->routes[i].subprotocols[j]);
     }
+    for (int i = 0; i < s->n_http_routes; i++)
+        hr_free(s->http_routes[i].path);
     for (size_t i = 0; i < s->norigins; i++)
         hr_free(s->origins[i]);
     hr_free(s->origins);

@@ -16,6 +16,7 @@
 #include "net/sock.h"
 #include "proto/frame_cache.h"
 #include "ws/deflate.h"
+#include "http/http_parse.h"
 #include "ws/ws_conn.h"
 
 #define HR_MAX_ROUTES 32
@@ -32,10 +33,43 @@ typedef struct hr_route {
     int id;
 } hr_route_t;
 
+/* Plain HTTP requests (the API, health): a handler gets the request for the duration of
+ * the call and either answers at once (hr_http_reply) or takes a token (hr_http_defer)
+ * and answers later on the same thread (hr_http_reply_token). */
+typedef struct hr_http_ctx {
+    hr_conn_t *c;
+    const hr_http_request_t *req;
+    const char *path; /* target without the query */
+    size_t path_len;
+    const char *query; /* after '?', or NULL */
+    size_t query_len;
+    const uint8_t *body;
+    size_t body_len;
+    bool keep_alive;
+    bool answered; /* replied or deferred */
+} hr_http_ctx_t;
+
+typedef struct hr_http_token {
+    hr_conn_t *c;
+    uint32_t seq; /* the connection's seq when deferred: a reused slot does not match */
+} hr_http_token_t;
+
+typedef void (*hr_http_handler_fn)(hr_http_ctx_t *x, void *data);
+
+typedef struct hr_http_route {
+    char *path;
+    bool prefix; /* path is a prefix ("/api/") rather than an exact path */
+    hr_http_handler_fn fn;
+    void *data;
+} hr_http_route_t;
+
+#define HR_MAX_HTTP_ROUTES 16
+
 typedef enum hr_conn_phase {
-    HR_PHASE_HTTP = 0, /* reading the request head */
-    HR_PHASE_OPEN,     /* WebSocket open */
-    HR_PHASE_CLOSING,  /* close frame sent or connection failed: no more callbacks but on_close */
+    HR_PHASE_HTTP = 0,  /* reading a request (head, then body) */
+    HR_PHASE_HTTP_WAIT, /* a plain HTTP request is being answered asynchronously */
+    HR_PHASE_OPEN,      /* WebSocket open */
+    HR_PHASE_CLOSING,   /* close frame sent or connection failed: no more callbacks but on_close */
 } hr_conn_phase_t;
 
 /* permessage-deflate state of one connection: allocated only when negotiated. */
@@ -107,6 +141,9 @@ struct hr_server {
     hr_deflate_config_t deflate;
     hr_route_t routes[HR_MAX_ROUTES];
     int nroutes;
+    hr_http_route_t http_routes[HR_MAX_HTTP_ROUTES];
+    int n_http_routes;
+    size_t max_body; /* plain HTTP request bodies (413 above) */
     int nshards;
     hr_shard_t *shards;
     uint16_t port;
@@ -120,6 +157,20 @@ static inline hr_shard_t *conn_shard(const hr_conn_t *c)
 {
     return (hr_shard_t *)((char *)c->sock.ctx - offsetof(hr_shard_t, sock));
 }
+
+/* session.c: plain HTTP answers. hr_http_reply: during the handler call (x->c's thread).
+ * hr_http_defer: take a token to answer later with hr_http_reply_token on the same thread;
+ * if the connection is gone by then, the answer is dropped. */
+void hr_http_reply(hr_http_ctx_t *x, int status, const char *content_type, const void *body,
+                   size_t len, const char *extra_headers);
+hr_http_token_t hr_http_defer(hr_http_ctx_t *x);
+void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type, const void *body,
+                         size_t len, const char *extra_headers);
+
+/* server.c: registers a plain HTTP handler for path (exact, or prefix if prefix). Before
+ * start. 0, HR_ENOBUFS, HR_ENOMEM. */
+int hr_server__add_http(hr_server_t *s, const char *path, bool prefix, hr_http_handler_fn fn,
+                        void *data);
 
 /* server.c */
 hr_shard_t *hr_server__current_shard(void);

@@ -238,7 +238,7 @@ void hr_session_shutdown(hr_conn_t *c)
 {
     if (c->phase == HR_PHASE_OPEN)
         fail_conn(c, HR_WS_CLOSE_GOING_AWAY, "server shutting down");
-    else if (c->phase == HR_PHASE_HTTP)
+    else if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT)
         hr_sock_abort(&c->sock);
 }
 
@@ -299,8 +299,8 @@ static void on_timer(hr_sock_t *s)
     hr_conn_t *c = conn_of(s);
     const hr_server_options_t *o = &conn_shard(c)->srv->opt;
     uint32_t now = (uint32_t)now_ms(c);
-    if (c->phase == HR_PHASE_HTTP) {
-        hr_sock_abort(&c->sock); /* slow or silent handshake */
+    if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT) {
+        hr_sock_abort(&c->sock); /* slow or silent handshake, idle keep-alive, no answer */
         return;
     }
     if (c->phase != HR_PHASE_OPEN)
@@ -464,43 +464,237 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     return 0;
 }
 
+/* ---------------------------------------------------------------- plain HTTP */
+
+static const hr_http_route_t *find_http(const hr_server_t *srv, const char *path, size_t len)
+{
+    for (int i = 0; i < srv->n_http_routes; i++) {
+        const hr_http_route_t *r = &srv->http_routes[i];
+        size_t pl = strlen(r->path);
+        if (r->prefix ? len >= pl && memcmp(path, r->path, pl) == 0
+                      : len == pl && memcmp(path, r->path, pl) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static bool wants_keep_alive(const hr_http_request_t *req)
+{
+    const hr_http_header_t *h = hr_http_find_header(req, "Connection");
+    if (req->version_minor >= 1)
+        return !h || !hr_http_list_has_token(h->value, h->value_len, "close");
+    return h && hr_http_list_has_token(h->value, h->value_len, "keep-alive");
+}
+
+/* The body length of a request: 0 and *status 0, or -1 with the status to answer. */
+static long long body_length(const hr_http_request_t *req, size_t max_body, int *status)
+{
+    *status = 0;
+    if (hr_http_find_header(req, "Transfer-Encoding")) {
+        *status = 501; /* chunked request bodies: not needed by the API, refused clearly */
+        return -1;
+    }
+    const hr_http_header_t *h = hr_http_find_header(req, "Content-Length");
+    if (!h)
+        return 0;
+    if (hr_http_count_header(req, "Content-Length") != 1 || h->value_len == 0 ||
+        h->value_len > 12) {
+        *status = 400;
+        return -1;
+    }
+    long long n = 0;
+    for (size_t i = 0; i < h->value_len; i++) {
+        if (h->value[i] < '0' || h->value[i] > '9') {
+            *status = 400;
+            return -1;
+        }
+        n = n * 10 + (h->value[i] - '0');
+    }
+    if ((unsigned long long)n > max_body) {
+        *status = 413;
+        return -1;
+    }
+    return n;
+}
+
+static void write_reply(hr_conn_t *c, bool keep_alive, int status, const char *content_type,
+                        const void *body, size_t len, const char *extra_headers)
+{
+    hr_buf_t out;
+    hr_buf_init(&out);
+    if (hr_http_write_response(&out, status, content_type, body, len, keep_alive, extra_headers) ==
+        0)
+        hr_sock_write_copy(&c->sock, out.data, out.len);
+    hr_buf_deinit(&out);
+    if (!keep_alive) {
+        c->phase = HR_PHASE_CLOSING;
+        hr_sock_close(&c->sock);
+    } else {
+        /* The handshake timeout doubles as the keep-alive idle timeout. */
+        hr_sock_timer(&c->sock, conn_shard(c)->srv->opt.handshake_timeout_ms);
+    }
+}
+
+void hr_http_reply(hr_http_ctx_t *x, int status, const char *content_type, const void *body,
+                   size_t len, const char *extra_headers)
+{
+    if (x->answered)
+        return;
+    x->answered = true;
+    write_reply(x->c, x->keep_alive, status, content_type, body, len, extra_headers);
+}
+
+hr_http_token_t hr_http_defer(hr_http_ctx_t *x)
+{
+    x->answered = true;
+    x->c->phase = HR_PHASE_HTTP_WAIT;
+    return (hr_http_token_t){x->c, x->c->seq};
+}
+
+static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head);
+
+void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type, const void *body,
+                         size_t len, const char *extra_headers)
+{
+    hr_conn_t *c = t.c;
+    /* Pool slots are never unmapped: a closed or reused connection shows another phase
+     * or seq, and the late answer is dropped. */
+    if (c->seq != t.seq || c->phase != HR_PHASE_HTTP_WAIT)
+        return;
+    hr_http_header_t headers[MAX_HEADERS];
+    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
+    int st;
+    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
+                                      &req, &st);
+    long long blen = n > 0 ? body_length(&req, conn_shard(c)->srv->max_body, &st) : -1;
+    bool keep = n > 0 && blen >= 0 && wants_keep_alive(&req);
+    c->phase = HR_PHASE_HTTP;
+    write_reply(c, keep, status, content_type, body, len, extra_headers);
+    if (!keep)
+        return;
+    hr_buf_consume(&c->u.head, (size_t)n + (size_t)blen);
+    if (c->u.head.len)
+        process_http(c, c->u.head.data, c->u.head.len, true); /* pipelined requests */
+    else
+        hr_buf_deinit(&c->u.head);
+}
+
+/* Keeps the request bytes (for a deferred answer, or until the rest arrives). */
+static bool keep_bytes(hr_conn_t *c, const uint8_t *buf, size_t blen, bool in_head)
+{
+    if (in_head || hr_buf_append(&c->u.head, buf, blen) == 0)
+        return true;
+    http_fail(c, 503, "out of memory", NULL);
+    return false;
+}
+
+/* Serves the requests in buf[0..blen): plain HTTP ones while the connection stays in the
+ * HTTP phase (keep-alive, pipelining), or the upgrade. in_head: buf is c->u.head's. */
+static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
+{
+    hr_server_t *srv = conn_shard(c)->srv;
+    const hr_server_options_t *o = &srv->opt;
+    for (;;) {
+        hr_http_header_t headers[MAX_HEADERS];
+        hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
+        int status = 400;
+        ssize_t n = hr_http_parse_request((const char *)buf, blen, o->max_header, &req, &status);
+        if (n == HR_EAGAIN) {
+            keep_bytes(c, buf, blen, in_head);
+            return;
+        }
+        if (n < 0) {
+            http_fail(c, status,
+                      status == 431   ? "request header fields too large"
+                      : status == 505 ? "HTTP version not supported"
+                                      : "malformed request",
+                      NULL);
+            return;
+        }
+        const char *q = memchr(req.target, '?', req.target_len);
+        size_t plen = q ? (size_t)(q - req.target) : req.target_len;
+        const hr_http_route_t *route = find_http(srv, req.target, plen);
+        if (!route) {
+            /* A WebSocket upgrade. The head buffer shares its storage with the reader the
+             * upgrade sets up: take it out first; the request and any pipelined frames
+             * still point into it. */
+            hr_buf_t head = c->u.head;
+            hr_buf_init(&c->u.head);
+            if (upgrade(c, &req) == 0 && (size_t)n < blen)
+                feed_ws(c, buf + n, blen - (size_t)n);
+            if (in_head)
+                hr_buf_deinit(&head);
+            return;
+        }
+        long long body = body_length(&req, srv->max_body, &status);
+        if (body < 0) {
+            http_fail(c, status,
+                      status == 413   ? "request body too large"
+                      : status == 501 ? "Transfer-Encoding not supported: send Content-Length"
+                                      : "invalid Content-Length",
+                      NULL);
+            return;
+        }
+        size_t total = (size_t)n + (size_t)body;
+        if (blen < total) {
+            keep_bytes(c, buf, blen, in_head);
+            return;
+        }
+        hr_http_ctx_t x = {.c = c,
+                           .req = &req,
+                           .path = req.target,
+                           .path_len = plen,
+                           .query = q ? q + 1 : NULL,
+                           .query_len = q ? req.target_len - plen - 1 : 0,
+                           .body = buf + n,
+                           .body_len = (size_t)body,
+                           .keep_alive = wants_keep_alive(&req)};
+        route->fn(&x, route->data);
+        if (!x.answered)
+            hr_http_reply(&x, 500, NULL, "no answer\n", 10, NULL);
+        if (c->phase == HR_PHASE_HTTP_WAIT) {
+            /* Answered later: the request stays at the front of the head buffer. */
+            if (!in_head && !keep_bytes(c, buf, blen, false))
+                return;
+            return;
+        }
+        if (c->phase != HR_PHASE_HTTP)
+            return; /* closing */
+        if (in_head) {
+            hr_buf_consume(&c->u.head, total);
+            buf = c->u.head.data;
+            blen = c->u.head.len;
+            if (!blen) {
+                hr_buf_deinit(&c->u.head);
+                return;
+            }
+        } else {
+            buf += total;
+            blen -= total;
+            if (!blen)
+                return;
+        }
+    }
+}
+
 static void feed_http(hr_conn_t *c, uint8_t *data, size_t len)
 {
-    const hr_server_options_t *o = &conn_shard(c)->srv->opt;
-    uint8_t *buf = data;
-    size_t blen = len;
-    if (c->u.head.len) {
+    const hr_server_t *srv = conn_shard(c)->srv;
+    if (c->u.head.len || c->phase == HR_PHASE_HTTP_WAIT) {
+        if (c->u.head.len + len > srv->opt.max_header + srv->max_body + 65536) {
+            http_fail(c, 431, "too much data while a request is being answered", NULL);
+            return;
+        }
         if (hr_buf_append(&c->u.head, data, len)) {
             http_fail(c, 503, "out of memory", NULL);
             return;
         }
-        buf = c->u.head.data;
-        blen = c->u.head.len;
-    }
-    hr_http_header_t headers[MAX_HEADERS];
-    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
-    int status = 400;
-    ssize_t n = hr_http_parse_request((const char *)buf, blen, o->max_header, &req, &status);
-    if (n == HR_EAGAIN) {
-        if (buf == data && hr_buf_append(&c->u.head, data, len))
-            http_fail(c, 503, "out of memory", NULL);
+        if (c->phase == HR_PHASE_HTTP_WAIT)
+            return; /* pipelined: parsed after the answer */
+        process_http(c, c->u.head.data, c->u.head.len, true);
         return;
     }
-    if (n < 0) {
-        http_fail(c, status,
-                  status == 431   ? "request header fields too large"
-                  : status == 505 ? "HTTP version not supported"
-                                  : "malformed request",
-                  NULL);
-        return;
-    }
-    /* The head buffer shares its storage with the WebSocket reader the upgrade sets up:
-     * take it out first. The request and any pipelined frames still point into it. */
-    hr_buf_t head = c->u.head;
-    hr_buf_init(&c->u.head);
-    if (upgrade(c, &req) == 0 && (size_t)n < blen)
-        feed_ws(c, buf + n, blen - (size_t)n);
-    hr_buf_deinit(&head);
+    process_http(c, data, len, false);
 }
 
 static void on_data(hr_sock_t *s, uint8_t *data, size_t len)
@@ -509,7 +703,7 @@ static void on_data(hr_sock_t *s, uint8_t *data, size_t len)
     c->last_rx_ms = (uint32_t)now_ms(c);
     if (c->phase == HR_PHASE_OPEN)
         feed_ws(c, data, len);
-    else if (c->phase == HR_PHASE_HTTP)
+    else if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT)
         feed_http(c, data, len);
 }
 

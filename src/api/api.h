@@ -1,0 +1,12 @@
+#ifndef HR_API_API_H
+#define HR_API_API_H
+
+/* Plain HTTP endpoints of `herald serve` (health now; the backend API with the channels
+ * work), as handlers for hr_server__add_http. */
+
+#include "server/server.h"
+
+/* GET /healthz: 200 {"status":"ok"} while the server runs; other methods 405. */
+void hr_api_healthz(hr_http_ctx_t *x, void *data);
+
+#endif
