@@ -100,7 +100,10 @@ int hr_topics_subscribe(hr_topics_t *t, const char *name, size_t len, void *owne
         t->count++;
     }
     sub->topic = tp;
+    sub->table = t;
     sub->owner = owner;
+    sub->last_offset = 0;
+    sub->state = 0;
     hr_list_push_back(&tp->subs, &sub->topic_link);
     hr_list_push_back(owner_list, &sub->owner_link);
     return 0;
@@ -135,4 +138,11 @@ int hr_topics_unsubscribe(hr_topics_t *t, const char *name, size_t len, void *ow
         }
     }
     return HR_ENOENT;
+}
+
+void hr_topics_foreach(const hr_topics_t *t, void (*fn)(hr_topic_t *tp, void *ctx), void *ctx)
+{
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (hr_topic_t *tp = t->buckets[i]; tp; tp = tp->next)
+            fn(tp, ctx);
 }

@@ -19,11 +19,16 @@ typedef struct hr_topic {
     char name[];
 } hr_topic_t;
 
+struct hr_topics;
+
 typedef struct hr_sub {
     hr_list_t topic_link;
     hr_list_t owner_link;
     hr_topic_t *topic;
+    struct hr_topics *table; /* the table the subscription is in */
     void *owner;
+    uint64_t last_offset; /* channels: the last offset delivered to this subscriber */
+    uint8_t state;        /* channels: the user's (e.g. pending until recovery answers) */
 } hr_sub_t;
 
 typedef struct hr_topics {
@@ -42,6 +47,13 @@ int hr_topics_subscribe(hr_topics_t *t, const char *name, size_t len, void *owne
 int hr_topics_unsubscribe(hr_topics_t *t, const char *name, size_t len, void *owner);
 /* Removes one subscription (from an owner's list walk) and frees it. */
 void hr_topics_remove(hr_topics_t *t, hr_sub_t *sub);
+/* The subscription hr_topics_subscribe just added for an owner (the last of its list). */
+static inline hr_sub_t *hr_topics_last_of(hr_list_t *owner_list)
+{
+    return hr_list_entry(owner_list->prev, hr_sub_t, owner_link);
+}
+/* Calls fn for every topic; fn must not add or remove topics. */
+void hr_topics_foreach(const hr_topics_t *t, void (*fn)(hr_topic_t *tp, void *ctx), void *ctx);
 /* The topic, or NULL when nobody on this thread is subscribed. */
 hr_topic_t *hr_topics_find(const hr_topics_t *t, const char *name, size_t len);
 
