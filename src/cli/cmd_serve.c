@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "api/api.h"
 #include "cli/cli.h"
+#include "server/channels.h"
 #include "proto/proto.h"
 #include "server/config.h"
 
@@ -75,6 +76,7 @@ int hr_cmd_serve(int argc, char **argv)
     }
     if (hr_server_add_route(srv, "/ws", &hr_proto_echo, NULL, NULL) < 0 ||
         hr_server_add_route(srv, "/broadcast", &hr_proto_broadcast, NULL, NULL) < 0 ||
+        hr_server_add_route(srv, "/pubsub", &hr_pubsub_route, NULL, NULL) < 0 ||
         hr_server__add_http(srv, "/healthz", false, hr_api_healthz, NULL) != 0) {
         fprintf(stderr, "herald serve: cannot register endpoints\n");
         hr_server_destroy(srv);

@@ -58,6 +58,8 @@ void hr_loop_deinit(hr_loop_t *loop);
 uint64_t hr_loop_update_time(hr_loop_t *loop);
 /* Monotonic milliseconds. */
 uint64_t hr_clock_ms(void);
+/* Wall-clock milliseconds since the Unix epoch (message timestamps, history TTL). */
+uint64_t hr_loop_wall_ms(void);
 
 /* Watch io->fd for events (EPOLLIN|EPOLLOUT); 0 events removes it. */
 int hr_loop_io_start(hr_loop_t *loop, hr_io_t *io, uint32_t events);

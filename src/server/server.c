@@ -20,6 +20,8 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "proto/json_proto.h"
+#include "server/channels.h"
 #include "server/server.h"
 #include "ws/ws_frame.h"
 
@@ -135,13 +137,14 @@ static int shard_init(hr_server_t *srv, hr_shard_t *sh, int index)
         return rc;
     }
     sh->sock.linger_ms = 2000;
-    return 0;
+    return hr_channels_shard_init(sh);
 }
 
 static void shard_deinit(hr_shard_t *sh)
 {
     /* Posts that arrived after the worker's last drain only hold references. */
     hr_inbox_drain(&sh->loop.inbox);
+    hr_channels_shard_deinit(sh);
     while (!hr_list_empty(&sh->user_timers)) {
         hr_timer_handle_t *h = hr_list_entry(sh->user_timers.next, hr_timer_handle_t, link);
         hr_list_remove(&h->link);
@@ -179,6 +182,8 @@ hr_server_t *hr_server_create(const hr_server_options_t *opts, char *err, size_t
     s->deflate.enabled = opts->compression;
     s->deflate.context_takeover = opts->deflate_context_takeover;
     s->max_body = 1u << 20;
+    hr_namespaces_init(&s->namespaces);
+    hr_json_proto_init();
     s->nshards = opts->threads;
     s->shards = hr_calloc((size_t)s->nshards, sizeof(hr_shard_t));
     if (!s->host || !s->shards || parse_origins(s, opts->allowed_origins)) {
@@ -365,6 +370,12 @@ static bool post_wait(hr_shard_t *to, hr_inbox_fn fn, void *ctx, void *arg)
         sched_yield();
     }
     return true;
+}
+
+void hr_server__post(hr_shard_t *to, hr_inbox_fn fn, void *arg)
+{
+    if (!post_wait(to, fn, to, arg))
+        hr_log_warn("shard %d stopped: a cross-thread request was dropped", to->index);
 }
 
 int hr_server_start(hr_server_t *s, char *err, size_t errlen)

@@ -10,6 +10,9 @@
 
 #include "base/buf.h"
 #include "base/pool.h"
+#include "broker/history.h"
+#include "broker/namespace.h"
+#include "broker/presence.h"
 #include "broker/topics.h"
 #include "herald.h"
 #include "loop/loop.h"
@@ -124,8 +127,13 @@ struct hr_shard {
     hr_list_t route_conns[HR_MAX_ROUTES];
     hr_topics_t topics;
     hr_deflate_stream_t inflate_shared, deflate_shared;
-    hr_buf_t scratch;  /* inflated messages */
-    hr_buf_t zscratch; /* compressed output */
+    hr_buf_t scratch;            /* inflated messages */
+    hr_buf_t zscratch;           /* compressed output */
+    struct hr_chan_home **homes; /* channels whose home is this shard (channels.c) */
+    size_t nhome_buckets, nhomes;
+    hr_topics_t chan_subs;     /* local channel subscriptions by exact name */
+    hr_topics_t chan_patterns; /* local pattern subscriptions by pattern */
+    hr_timer_t chan_timer;
     hr_timer_t stop_timer;
     hr_list_t user_timers; /* hr_timer_handle_t, freed at deinit if still armed */
     bool stopping;
@@ -144,6 +152,7 @@ struct hr_server {
     hr_http_route_t http_routes[HR_MAX_HTTP_ROUTES];
     int n_http_routes;
     size_t max_body; /* plain HTTP request bodies (413 above) */
+    hr_namespaces_t namespaces;
     int nshards;
     hr_shard_t *shards;
     uint16_t port;
@@ -171,6 +180,10 @@ void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type
  * start. 0, HR_ENOBUFS, HR_ENOMEM. */
 int hr_server__add_http(hr_server_t *s, const char *path, bool prefix, hr_http_handler_fn fn,
                         void *data);
+
+/* server.c: runs fn(to, arg) on shard to's thread (waits while its inbox is full; the
+ * post is dropped if that worker has already stopped). */
+void hr_server__post(hr_shard_t *to, hr_inbox_fn fn, void *arg);
 
 /* server.c */
 hr_shard_t *hr_server__current_shard(void);

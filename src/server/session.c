@@ -13,6 +13,7 @@
 #include "herald/error.h"
 #include "http/http_parse.h"
 #include "http/http_upgrade.h"
+#include "server/channels.h"
 #include "server/server.h"
 #include "ws/ws_frame.h"
 
@@ -63,8 +64,14 @@ static void detach(hr_conn_t *c)
 {
     if (hr_list_linked(&c->route_link))
         hr_list_remove(&c->route_link);
-    while (!hr_list_empty(&c->subs))
-        hr_topics_remove(&conn_shard(c)->topics, hr_list_entry(c->subs.next, hr_sub_t, owner_link));
+    hr_shard_t *sh = conn_shard(c);
+    while (!hr_list_empty(&c->subs)) {
+        hr_sub_t *sub = hr_list_entry(c->subs.next, hr_sub_t, owner_link);
+        if (sub->table == &sh->topics)
+            hr_topics_remove(sub->table, sub);
+        else
+            hr_channels_unsubscribe(sh, sub, hr_conn_id(c));
+    }
 }
 
 static void on_free(hr_sock_t *s)
@@ -138,7 +145,7 @@ static void keep_close(hr_conn_t *c, uint16_t code, const char *reason, size_t l
 }
 
 /* Fails the connection: our close frame (if the WebSocket is open), then close. */
-static void fail_conn(hr_conn_t *c, uint16_t code, const char *reason)
+static void start_close(hr_conn_t *c, uint16_t code, const char *reason)
 {
     if (c->phase == HR_PHASE_OPEN) {
         size_t rlen = strlen(reason);
@@ -147,8 +154,13 @@ static void fail_conn(hr_conn_t *c, uint16_t code, const char *reason)
         keep_close(c, code, reason, rlen);
     }
     c->phase = HR_PHASE_CLOSING;
-    detach(c);
     hr_sock_close(&c->sock);
+}
+
+static void fail_conn(hr_conn_t *c, uint16_t code, const char *reason)
+{
+    start_close(c, code, reason);
+    detach(c);
 }
 
 /* A slow consumer: its backlog is past the cap. Drop what has not started to go out,
@@ -162,7 +174,9 @@ static void drop_slow(hr_conn_t *c)
     if (c->route->cb.on_error)
         c->route->cb.on_error(c, HR_ENOBUFS);
     hr_outq_drop_unstarted(&c->sock.outq);
-    fail_conn(c, HR_WS_CLOSE_POLICY_VIOLATION, "backlog limit exceeded");
+    /* Called while a fan-out walks subscriber lists: the connection stays in them (as
+     * closing, so it gets nothing more) until it is freed, and the walk is undisturbed. */
+    start_close(c, HR_WS_CLOSE_POLICY_VIOLATION, "backlog limit exceeded");
 }
 
 /* Backlog check before queueing: a message is accepted while the bytes waiting behind
