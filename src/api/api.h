@@ -9,4 +9,7 @@
 /* GET /healthz: 200 {"status":"ok"} while the server runs; other methods 405. */
 void hr_api_healthz(hr_http_ctx_t *x, void *data);
 
+/* Everything under /api/: the backend API (docs/api.md). */
+void hr_api_handle(hr_http_ctx_t *x, void *data);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "api/api.h"
 #include "cli/cli.h"
@@ -74,10 +75,13 @@ int hr_cmd_serve(int argc, char **argv)
         fprintf(stderr, "herald serve: %s\n", err);
         return 1;
     }
+    srv->namespaces = cfg.namespaces;
+    srv->api_key = cfg.api_key ? hr_strdup(cfg.api_key) : NULL;
     if (hr_server_add_route(srv, "/ws", &hr_proto_echo, NULL, NULL) < 0 ||
         hr_server_add_route(srv, "/broadcast", &hr_proto_broadcast, NULL, NULL) < 0 ||
         hr_server_add_route(srv, "/pubsub", &hr_pubsub_route, NULL, NULL) < 0 ||
-        hr_server__add_http(srv, "/healthz", false, hr_api_healthz, NULL) != 0) {
+        hr_server__add_http(srv, "/healthz", false, hr_api_healthz, NULL) != 0 ||
+        hr_server__add_http(srv, "/api/", true, hr_api_handle, NULL) != 0) {
         fprintf(stderr, "herald serve: cannot register endpoints\n");
         hr_server_destroy(srv);
         return 1;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "herald/error.h"
 #include "server/config.h"
 
 typedef enum opt_type {
@@ -18,7 +19,8 @@ typedef enum opt_type {
     T_ONOFF,
     T_FLAG,
     T_STRING,
-    T_LEVEL
+    T_LEVEL,
+    T_NAMESPACE
 } opt_type_t;
 
 typedef struct opt_row {
@@ -56,6 +58,11 @@ static const opt_row_t rows[] = {
     {"compression", T_ONOFF, SRV(compression), 0, 0, "on", "permessage-deflate (on|off)"},
     {"deflate-context-takeover", T_FLAG, SRV(deflate_context_takeover), 0, 0, "off",
      "keep zlib context between messages (better ratio, ~300 KiB per connection)"},
+    {"namespace", T_NAMESPACE, offsetof(hr_config_t, namespaces), 0, 0, 0, "every channel",
+     "channel options, repeatable: 'orders.*:history=50,ttl=600,publish=off,presence=on,"
+     "slow=disconnect|drop-oldest|drop-newest' (defaults: history=100,ttl=300,publish=on)"},
+    {"api-key", T_STRING, offsetof(hr_config_t, api_key), 0, 0, 0, "none",
+     "key required on /api/ requests (Authorization: Bearer KEY or X-API-Key: KEY)"},
     {"log-level", T_LEVEL, offsetof(hr_config_t, log_level), sizeof(int), 0, 0, "info",
      "error, warn, info or debug"},
 };
@@ -66,6 +73,7 @@ void hr_config_init(hr_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     hr_server_options_init(&cfg->server);
+    hr_namespaces_init(&cfg->namespaces);
     cfg->server.handle_signals = true;
     strcpy(cfg->listen, "127.0.0.1:8080");
     cfg->log_level = HR_LOG_INFO;
@@ -159,6 +167,17 @@ int hr_config_set(hr_config_t *cfg, const char *name, const char *value, char *e
     case T_STRING:
         *(const char **)field = value;
         return 0;
+    case T_NAMESPACE: {
+        hr_namespace_t ns;
+        if (hr_namespace_parse(value, &ns, err, errlen) != 0)
+            return -1;
+        int rc = hr_namespaces_add(field, &ns);
+        if (rc == HR_EEXIST)
+            snprintf(err, errlen, "--namespace %s: pattern given twice", ns.pattern);
+        else if (rc)
+            snprintf(err, errlen, "--namespace %s: too many namespaces or bad pattern", ns.pattern);
+        return rc ? -1 : 0;
+    }
     case T_LEVEL: {
         static const char *const names[] = {"error", "warn", "info", "debug"};
         for (int i = 0; i < 4; i++)

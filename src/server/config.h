@@ -10,8 +10,12 @@
 #include "herald.h"
 
 /* What the CLI holds beyond hr_server_options_t. */
+#include "broker/namespace.h"
+
 typedef struct hr_config {
     hr_server_options_t server;
+    hr_namespaces_t namespaces; /* --namespace, in the order given */
+    const char *api_key;        /* --api-key: required on /api/ requests when set */
     char listen[256];
     int log_level; /* hr_log_level_t */
 } hr_config_t;

@@ -489,6 +489,7 @@ void hr_server_destroy(hr_server_t *s)
     for (size_t i = 0; i < s->norigins; i++)
         hr_free(s->origins[i]);
     hr_free(s->origins);
+    hr_free(s->api_key);
     hr_free(s->host);
     hr_free(s);
 }

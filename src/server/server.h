@@ -153,6 +153,7 @@ struct hr_server {
     int n_http_routes;
     size_t max_body; /* plain HTTP request bodies (413 above) */
     hr_namespaces_t namespaces;
+    char *api_key; /* NULL: the API is open (loopback deployments, tests) */
     int nshards;
     hr_shard_t *shards;
     uint16_t port;
