@@ -5,5 +5,7 @@
 int hr_cmd_serve(int argc, char **argv);
 int hr_cmd_client(int argc, char **argv);
 int hr_cmd_bench(int argc, char **argv);
+int hr_cmd_pub(int argc, char **argv);
+int hr_cmd_sub(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ static void usage(FILE *out)
           "  serve        run the server (echo at /ws, broadcast at /broadcast)\n"
           "  client URL   interactive WebSocket client: stdin lines out, messages to stdout\n"
           "  bench        load generator: echo, broadcast and idle-connection scenarios\n"
+          "  pub CHANNEL DATA   publish to a channel (through /pubsub)\n"
+          "  sub CHANNEL  follow a channel; reconnects and recovers missed messages\n"
           "\n"
           "  herald --help, herald --version, herald <command> --help\n"
           "\n"
@@ -40,6 +42,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return hr_cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "pub") == 0)
+        return hr_cmd_pub(argc - 1, argv + 1);
+    if (strcmp(cmd, "sub") == 0)
+        return hr_cmd_sub(argc - 1, argv + 1);
     if (strcmp(cmd, "client") == 0)
         return hr_cmd_client(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
