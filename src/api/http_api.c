@@ -486,7 +486,7 @@ typedef struct gather {
     struct {
         chan_count_t *chans;
         size_t n;
-        uint64_t conns, in, out, slow, disconnected;
+        uint64_t conns, in, out, slow, dropped, disconnected;
     } slot[];
 } gather_t;
 
@@ -544,18 +544,21 @@ static void gather_finish(void *ctx, void *arg)
         hr_buf_append_str(&out, "]}");
         hr_free(all);
     } else if (g->kind == 1) {
-        uint64_t conns = 0, in = 0, o = 0, slow = 0;
+        uint64_t conns = 0, in = 0, o = 0, slow = 0, dropped = 0;
         for (int i = 0; i < srv->nshards; i++) {
             conns += g->slot[i].conns;
             in += g->slot[i].in;
             o += g->slot[i].out;
             slow += g->slot[i].slow;
+            dropped += g->slot[i].dropped;
         }
         hr_buf_appendf(&out,
                        "{\"connections\":%llu,\"threads\":%d,\"messages_in\":%llu,"
-                       "\"messages_out\":%llu,\"slow_consumer_closes\":%llu}",
+                       "\"messages_out\":%llu,\"slow_consumer_closes\":%llu,"
+                       "\"dropped_messages\":%llu}",
                        (unsigned long long)conns, srv->nshards, (unsigned long long)in,
-                       (unsigned long long)o, (unsigned long long)slow);
+                       (unsigned long long)o, (unsigned long long)slow,
+                       (unsigned long long)dropped);
     } else {
         uint64_t n = 0;
         for (int i = 0; i < srv->nshards; i++)
@@ -596,6 +599,7 @@ static void gather_here(void *ctx, void *arg)
         g->slot[i].in = sh->stats.messages_in;
         g->slot[i].out = sh->stats.messages_out;
         g->slot[i].slow = sh->stats.slow_consumer_closes;
+        g->slot[i].dropped = sh->stats.dropped_messages;
     }
     if (atomic_fetch_sub(&g->pending, 1) == 1) {
         if (sh == g->origin)

@@ -216,7 +216,8 @@ static void collect_patterns(hr_topic_t *tp, void *ctx)
         w->hits[w->n++] = tp;
 }
 
-static void send_to_topic(hr_topic_t *tp, const delivery_t *d, bool check_offsets)
+static void send_to_topic(hr_topic_t *tp, const delivery_t *d, bool check_offsets,
+                          hr_slow_policy_t policy)
 {
     /* A slow consumer is only marked closing here; its subscriptions stay until it is
      * freed, so the list does not change under this walk. */
@@ -227,7 +228,7 @@ static void send_to_topic(hr_topic_t *tp, const delivery_t *d, bool check_offset
                 continue;
             sub->last_offset = d->offset;
         }
-        hr_session_send_frame(sub->owner, d->frame);
+        hr_session_deliver(sub->owner, d->frame, policy);
     }
 }
 
@@ -236,14 +237,15 @@ static void deliver_here(void *ctx, void *arg)
     hr_shard_t *sh = ctx;
     delivery_t *d = arg;
     if (!sh->stopping) {
+        hr_slow_policy_t policy = hr_channels_namespace(sh->srv, d->name, d->name_len)->slow;
         hr_topic_t *tp = hr_topics_find(&sh->chan_subs, d->name, d->name_len);
         if (tp)
-            send_to_topic(tp, d, d->offset != 0);
+            send_to_topic(tp, d, d->offset != 0, policy);
         if (sh->chan_patterns.count) {
             pattern_walk_t w = {.d = d};
             hr_topics_foreach(&sh->chan_patterns, collect_patterns, &w);
             for (size_t i = 0; i < w.n; i++)
-                send_to_topic(w.hits[i], d, false);
+                send_to_topic(w.hits[i], d, false, policy);
         }
     }
     delivery_unref(d);

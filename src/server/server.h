@@ -111,7 +111,7 @@ struct hr_conn {
 
 typedef struct hr_shard_stats {
     uint64_t accepted, handshakes_ok, handshakes_failed, messages_in, messages_out;
-    uint64_t slow_consumer_closes, protocol_errors;
+    uint64_t slow_consumer_closes, protocol_errors, dropped_messages;
 } hr_shard_stats_t;
 
 struct hr_shard {
@@ -192,6 +192,10 @@ hr_shard_t *hr_server__current_shard(void);
 void hr_session_accept(hr_shard_t *sh, int fd);
 /* session.c: queue a shared frame for c (chooses the plain or deflated variant). */
 void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f);
+/* session.c: queue a shared frame under a slow-consumer policy: past max_backlog the
+ * client is closed with 1008 (disconnect), or this frame (drop-newest) or the queued
+ * backlog (drop-oldest) is dropped and counted. */
+void hr_session_deliver(hr_conn_t *c, hr_frame_t *f, hr_slow_policy_t policy);
 /* session.c: graceful shutdown of one connection (close 1001). */
 void hr_session_shutdown(hr_conn_t *c);
 

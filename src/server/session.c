@@ -224,8 +224,28 @@ int hr_conn_send(hr_conn_t *c, const void *data, size_t len, bool binary)
 
 void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f)
 {
-    if (c->phase != HR_PHASE_OPEN || over_backlog(c))
+    hr_session_deliver(c, f, HR_SLOW_DISCONNECT);
+}
+
+void hr_session_deliver(hr_conn_t *c, hr_frame_t *f, hr_slow_policy_t policy)
+{
+    if (c->phase != HR_PHASE_OPEN)
         return;
+    if (hr_outq_backlog(&c->sock.outq) > conn_shard(c)->srv->opt.max_backlog) {
+        hr_shard_t *sh = conn_shard(c);
+        if (policy == HR_SLOW_DISCONNECT) {
+            drop_slow(c);
+            return;
+        }
+        /* The client keeps its connection and sees the loss as a gap in the offsets. */
+        if (policy == HR_SLOW_DROP_NEWEST) {
+            sh->stats.dropped_messages++;
+            return;
+        }
+        uint32_t before = c->sock.outq.count;
+        hr_outq_drop_unstarted(&c->sock.outq); /* drop-oldest: the queued backlog goes */
+        sh->stats.dropped_messages += before - c->sock.outq.count;
+    }
     hr_refbuf_t *rb = NULL;
     /* The shared compressed variant is made without context and with a 15-bit window:
      * any peer that did not limit our window can inflate it. A peer with context
