@@ -283,6 +283,11 @@ typedef struct chan_op {
 static void on_history(void *ctx, const hr_chan_history_result_t *r)
 {
     chan_op_t *o = ctx;
+    if (r->err == HR_ENOENT) {
+        fail_later(o->tok, 404, "not_found", "no message was published to this channel");
+        hr_free(o);
+        return;
+    }
     if (r->err) {
         fail_later(o->tok, 500, "internal", "could not read history");
         hr_free(o);

@@ -513,8 +513,9 @@ static void hist_at_home(void *ctx, void *arg)
     hist_req_t *r = arg;
     hr_chan_home_t *c = find_home(sh, r->name, r->name_len);
     if (!c) {
-        /* Nothing was ever published (or it was forgotten): an empty history. */
-        r->res.recovered = !r->since;
+        /* Nothing was ever published here (or the channel was forgotten): no epoch to
+         * recover against, so say so rather than answer with an empty one. */
+        r->res.err = HR_ENOENT;
         run_on(sh, r->from, hist_reply, r);
         return;
     }
@@ -605,7 +606,7 @@ static int collect_client(void *ctx, uint64_t client, const char *user, uint32_t
         return 1;
     hr_chan_presence_client_t *pc = &r->res.clients[r->res.n++];
     pc->client = client;
-    pc->user = user ? hr_strdup(user) : NULL;
+    pc->user = user && *user ? hr_strdup(user) : NULL; /* "" from the set: anonymous */
     return 0;
 }
 

@@ -226,7 +226,9 @@ static void on_history(void *ctx, const hr_chan_history_result_t *r)
 {
     op_t *o = ctx;
     hr_conn_t *c = op_conn(o);
-    if (c && r->err) {
+    if (c && r->err == HR_ENOENT) {
+        reply_error(c, &o->id, HR_JP_NOT_FOUND, "no message was published to this channel");
+    } else if (c && r->err) {
         reply_error(c, &o->id, HR_JP_INTERNAL, "could not read history");
     } else if (c) {
         hr_buf_t *b = &conn_shard(c)->zscratch;

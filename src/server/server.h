@@ -134,6 +134,7 @@ struct hr_shard {
     hr_topics_t chan_subs;     /* local channel subscriptions by exact name */
     hr_topics_t chan_patterns; /* local pattern subscriptions by pattern */
     hr_timer_t chan_timer;
+    hr_http_ctx_t *http_current; /* the plain HTTP request whose handler is running */
     hr_timer_t stop_timer;
     hr_list_t user_timers; /* hr_timer_handle_t, freed at deinit if still armed */
     bool stopping;

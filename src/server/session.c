@@ -595,6 +595,15 @@ void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type
      * or seq, and the late answer is dropped. */
     if (c->seq != t.seq || c->phase != HR_PHASE_HTTP_WAIT)
         return;
+    hr_http_ctx_t *cur = conn_shard(c)->http_current;
+    if (cur && cur->c == c) {
+        /* Answered before the handler even returned (the data was on this thread): the
+         * request is still the handler's, not yet in the head buffer. */
+        c->phase = HR_PHASE_HTTP;
+        cur->answered = false;
+        hr_http_reply(cur, status, content_type, body, len, extra_headers);
+        return;
+    }
     hr_http_header_t headers[MAX_HEADERS];
     hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
     int st;
@@ -683,7 +692,10 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
                            .body = buf + n,
                            .body_len = (size_t)body,
                            .keep_alive = wants_keep_alive(&req)};
+        hr_shard_t *sh = conn_shard(c);
+        sh->http_current = &x;
         route->fn(&x, route->data);
+        sh->http_current = NULL;
         if (!x.answered)
             hr_http_reply(&x, 500, NULL, "no answer\n", 10, NULL);
         if (c->phase == HR_PHASE_HTTP_WAIT) {
