@@ -142,8 +142,6 @@ static int shard_init(hr_server_t *srv, hr_shard_t *sh, int index)
 
 static void shard_deinit(hr_shard_t *sh)
 {
-    /* Posts that arrived after the worker's last drain only hold references. */
-    hr_inbox_drain(&sh->loop.inbox);
     hr_channels_shard_deinit(sh);
     while (!hr_list_empty(&sh->user_timers)) {
         hr_timer_handle_t *h = hr_list_entry(sh->user_timers.next, hr_timer_handle_t, link);
@@ -475,6 +473,15 @@ void hr_server_destroy(hr_server_t *s)
     if (s->started) {
         hr_server_stop(s);
         hr_server_wait(s);
+    }
+    /* Every worker has stopped. Posts that reached an inbox after its worker's last drain
+     * still hold references, and running one may post to another shard: drain them all,
+     * on this thread, until none is left, before any shard goes away. */
+    for (size_t ran = 1; ran;) {
+        ran = 0;
+        for (int i = 0; i < s->nshards; i++)
+            if (s->shards[i].loop.inbox.cells)
+                ran += hr_inbox_drain(&s->shards[i].loop.inbox);
     }
     for (int i = 0; i < s->nshards; i++)
         shard_deinit(&s->shards[i]);
