@@ -122,7 +122,7 @@ def summarize(mode, recs):
     if mode == "echo":
         tput = [num(r["kv"], "msgs_per_s") for r in ok]
         s["mbps"] = median(num(r["kv"], "mb_per_s") for r in ok)
-    elif mode == "broadcast":
+    elif mode in ("broadcast", "pubsub"):
         tput = [num(r["kv"], "deliveries_per_s") for r in ok]
         s["sent_per_s"] = median(
             (num(r["kv"], "sent") or 0) / num(r["kv"], "duration_s") if num(r["kv"], "duration_s") else None for r in ok)
@@ -197,7 +197,7 @@ def main():
         rid, mode = row["id"], row["mode"]
         for sv in servers:
             sums[(rid, sv)] = summarize(mode, runs.get((rid, sv), []))
-        loaded = mode == "echo" or (mode == "broadcast" and "--rate 0" in row["cmd"])
+        loaded = mode == "echo" or (mode in ("broadcast", "pubsub") and "--rate 0" in row["cmd"])
         rated = mode == "broadcast" and not loaded
         h = sums.get((rid, "herald"), {})
         w(f"## {row['title']} (`{rid}`)")
@@ -233,6 +233,21 @@ def main():
                 w(f"| {NAMES.get(sv, sv)} | {fmt_rate(s['tput'])} | {fmt_rate(s.get('sent_per_s'))} | {cpu_cell(s, loaded)} | "
                   f"{fmt_rate(s['per_cpu'])} | {fmt_us(s['p50'])} | {fmt_us(s['p99'])} | {fmt_num(s.get('lost'))} | "
                   f"{fmt_num(s['errors'])} | {rr} |")
+        elif mode == "pubsub":
+            # Herald only: the peers have no channels, so there is nothing to compare with.
+            w("Herald only (the peers have no channels). Latency is publish to delivery: from the "
+              "publisher's send (the HTTP request, or the /pubsub publish frame) to each subscriber's "
+              "receipt of the `message` frame.")
+            w("")
+            w("| server | deliveries/s | sent/s | server CPU | deliveries per CPU-s | p50 | p99 | lost | out of order | errors |")
+            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            s = sums[(rid, "herald")] if "herald" in servers else {}
+            if not s.get("ok"):
+                w(f"| {NAMES['herald']} | failed: {fail_text(s)} | | | | | | | | |")
+            else:
+                w(f"| {NAMES['herald']} | {fmt_rate(s['tput'])} | {fmt_rate(s.get('sent_per_s'))} | {cpu_cell(s, loaded)} | "
+                  f"{fmt_rate(s['per_cpu'])} | {fmt_us(s['p50'])} | {fmt_us(s['p99'])} | {fmt_num(s.get('lost'))} | "
+                  f"{fmt_num(s.get('ooo'))} | {fmt_num(s['errors'])} |")
         else:
             w("| server | RSS before | RSS after | bytes per connection | errors | server ÷ Herald (bytes) |")
             w("|---|---:|---:|---:|---:|---:|")
@@ -294,7 +309,7 @@ def main():
       f"{fmt_ratio(ratio(hr, REF_IDLE))} |")
     w("")
     if quick:
-        w("QUICK run: 2 s, 1 run and a tenth of the broadcast/idle connections; the counts in the "
+        w("QUICK run: 2 s, 1 run and a tenth of the broadcast/idle/pub-sub connections; the counts in the "
           "row titles are the ones used, and the targets table compares rows that are smaller than "
           "the targets assume.")
         w("")

@@ -8,10 +8,12 @@
 # Environment (defaults in brackets):
 #   BENCH_SECONDS [10]   measured seconds per run        BENCH_WARMUP [1]   warm-up seconds
 #   BENCH_RUNS [3]       runs per row and server (median is reported)
-#   BENCH_QUICK [0]      1: 2 s, 1 run, broadcast/idle counts divided by 10
+#   BENCH_QUICK [0]      1: 2 s, 1 run, broadcast/idle/pubsub counts divided by 10
 #   BENCH_SERVERS ["herald lws netty node-ws"]   subset/order of servers
 #   BENCH_ROWS [all]     subset of row ids (echo-p1 echo-p16 echo-64k cast-1k cast-10k
-#                        cast-10k-r100 cast-10k-r10 idle-10k), space separated
+#                        cast-10k-r100 cast-10k-r10 idle-10k pubsub-10k-api-r10
+#                        pubsub-10k-max), space separated; the pubsub rows run on herald
+#                        only (the peers have no channels)
 #   BENCH_SERVER_CPU [0] BENCH_CLIENT_CPU [1]   CPUs for taskset
 #   BENCH_SOURCE_ADDRS [127.0.0.2-127.0.0.9]    --source-addrs for rows with >= 1000 connections
 #                                               (empty: never)
@@ -196,6 +198,7 @@ now_ns() { date +%s%N; }
 # ---------------------------------------------------------------- the matrix
 # id | title | mode | path | conns | bench options (besides -c, -d, --warmup, URL)
 n_cast_small=$((1000 / scale)) n_cast_big=$((10000 / scale)) n_idle=$((10000 / scale))
+n_pubsub=$((10000 / scale))
 matrix=(
   "echo-p1|Echo, 100 connections, 1 in flight, 32 B text|echo|/ws|100|-p 1 -s 32"
   "echo-p16|Echo, 100 connections, 16 in flight, 32 B text|echo|/ws|100|-p 16 -s 32"
@@ -205,7 +208,11 @@ matrix=(
   "cast-10k-r100|Broadcast, $n_cast_big subscribers, 100 msgs/s, 32 B|broadcast|/broadcast|$n_cast_big|--publishers 1 --rate 100 -s 32"
   "cast-10k-r10|Broadcast, $n_cast_big subscribers, 10 msgs/s, 32 B|broadcast|/broadcast|$n_cast_big|--publishers 1 --rate 10 -s 32"
   "idle-10k|Idle, $n_idle connections to /ws, RSS per connection|idle|/ws|$n_idle|--hold 3"
+  "pubsub-10k-api-r10|Pub/sub, $n_pubsub subscribers of one channel, 10 msgs/s through POST /api/publish, 32-character string|pubsub|/pubsub|$n_pubsub|--via api --rate 10 -s 32"
+  "pubsub-10k-max|Pub/sub, $n_pubsub subscribers of one channel, as fast as possible through a /pubsub publisher, 32-character string|pubsub|/pubsub|$n_pubsub|--via ws --rate 0 -s 32"
 )
+# Rows of these modes run on herald only: the peers serve /ws and /broadcast, no channels.
+herald_only_modes=" pubsub "
 
 row_selected() {
   [[ -z $rows_wanted ]] && return 0
@@ -320,10 +327,19 @@ for entry in "${matrix[@]}"; do
     cmdline="herald bench $mode ws://127.0.0.1:PORT$path -c $conns $opts -d $seconds --warmup $warmup"
   fi
   [[ -n $source_addrs ]] && ((conns >= 1000)) && cmdline+=" --source-addrs $source_addrs"
+  row_servers=$ok_servers
+  if [[ $herald_only_modes == *" $mode "* ]]; then
+    row_servers=""
+    [[ " $ok_servers " == *" herald "* ]] && row_servers=herald
+    if [[ -z $row_servers ]]; then
+      log "row $id: $title: skipped (herald only, and herald is not among the servers)"
+      continue
+    fi
+  fi
   printf 'row\t%s\t%s\t%s\t%s\n' "$id" "$mode" "$title" "$cmdline" >>"$out/meta.tsv"
   log "row $id: $title"
   for ((r = 1; r <= runs; r++)); do
-    for s in $ok_servers; do
+    for s in $row_servers; do
       run_one "$id" "$mode" "$path" "$conns" "$opts" "$s" "$r" "$out/raw"
     done
   done

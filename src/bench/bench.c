@@ -5,6 +5,9 @@
  *   broadcast  SUBSCRIBERS connections, the first PUBLISHERS of them publish; fan-out
  *              deliveries, loss, order and send-to-receive latency.
  *   idle       CONNS idle connections; with --pid the server's RSS per connection.
+ *   pubsub     SUBSCRIBERS /pubsub connections on one channel, one publisher (a /pubsub
+ *              connection or POST /api/publish); deliveries, loss, offset order and
+ *              publish-to-delivery latency (bench_pubsub.c).
  *
  * --threads N runs N workers (bench_worker.c), each with its own loop and its share of the
  * connections; this thread only sequences the phases (connect, warm-up, measure, drain,
@@ -41,6 +44,9 @@ static void usage(FILE *out)
           "                    [--source-addrs A-B] [--quiet]\n"
           "  herald bench idle URL [-c CONNS] [--pid PID] [--hold SECONDS] [--threads N]\n"
           "                    [--source-addrs A-B] [--quiet]\n"
+          "  herald bench pubsub URL [-c SUBSCRIBERS] [--channel NAME] [--rate MSGS_PER_S|0]\n"
+          "                    [--via ws|api] [-s SIZE] [-d SECONDS] [--warmup SECONDS]\n"
+          "                    [--threads N] [--source-addrs A-B] [--quiet]\n"
           "\n"
           "  echo       URL is an echo endpoint (herald: ws://127.0.0.1:PORT/ws). Every\n"
           "             connection keeps INFLIGHT messages of SIZE bytes (>= 8) outstanding.\n"
@@ -50,9 +56,16 @@ static void usage(FILE *out)
           "  idle       opens CONNS connections, holds them --hold seconds; with --pid reports\n"
           "             the RSS growth of that process per connection (measured from after one\n"
           "             warm-up connection: the marginal cost).\n"
+          "  pubsub     URL is a /pubsub endpoint (herald: ws://127.0.0.1:PORT/pubsub). Every\n"
+          "             connection subscribes to the channel (default bench.c); one publisher\n"
+          "             publishes a JSON string of SIZE (>= 8) characters carrying the send\n"
+          "             time, over one more /pubsub connection (--via ws, the default) or with\n"
+          "             POST /api/publish on keep-alive HTTP/1.1 connections to the same\n"
+          "             host:port (--via api, up to 16, one request outstanding on each).\n"
+          "             At --rate 0 at most 16 messages not yet seen by the first subscriber.\n"
           "\n"
           "defaults: -c 100, -p 1, -s 32, text, -d 10, --warmup 1, --threads 1,\n"
-          "          --publishers 1, --rate 0, --hold 2\n"
+          "          --publishers 1, --rate 0, --hold 2, --channel bench.c, --via ws\n"
           "--source-addrs 127.0.0.1-127.0.0.50 binds client sockets round-robin to those\n"
           "local addresses (past the ephemeral-port limit of one address).\n"
           "\n"
@@ -138,6 +151,46 @@ static void free_source_addrs(hr_bench_opts_t *o)
     o->n_source_addrs = 0;
 }
 
+/* --via api: host, port and Host header of http://host:port/api/publish from the ws://
+ * URL (the API is served on the same listener as /pubsub). */
+static bool api_target(hr_bench_opts_t *o)
+{
+    const char *a = o->url + 5;
+    size_t alen = strcspn(a, "/?#");
+    const char *host = a, *after;
+    size_t hlen;
+    if (a[0] == '[') {
+        const char *close = memchr(a, ']', alen);
+        if (!close)
+            return false;
+        host = a + 1;
+        hlen = (size_t)(close - host);
+        after = close + 1;
+    } else {
+        const char *colon = memchr(a, ':', alen);
+        hlen = colon ? (size_t)(colon - a) : alen;
+        after = a + hlen;
+    }
+    uint32_t port = 80;
+    if (after < a + alen) {
+        char pb[8];
+        size_t pl = (size_t)(a + alen - after - 1);
+        if (*after != ':' || pl == 0 || pl >= sizeof(pb))
+            return false;
+        memcpy(pb, after + 1, pl);
+        pb[pl] = 0;
+        if (!parse_u32(pb, 1, 65535, &port))
+            return false;
+    }
+    if (hlen == 0 || hlen >= sizeof(o->api_host))
+        return false;
+    memcpy(o->api_host, host, hlen);
+    o->api_host[hlen] = 0;
+    snprintf(o->api_port, sizeof(o->api_port), "%u", port);
+    snprintf(o->api_host_header, sizeof(o->api_host_header), "%.*s", (int)alen, a);
+    return true;
+}
+
 /* Returns 0, 2 for a usage error, or -1 for --help (exit 0). */
 static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
 {
@@ -150,9 +203,10 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
     o->threads = 1;
     o->publishers = 1;
     o->hold_s = 2;
+    o->channel = "bench.c";
     const char *mode = NULL;
     bool size_set = false, seen_echo_opt = false, seen_bcast_opt = false, seen_idle_opt = false;
-    bool seen_traffic_opt = false;
+    bool seen_traffic_opt = false, seen_rate = false, seen_pubsub_opt = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -202,6 +256,8 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
                                             "--rate",
                                             "--pid",
                                             "--hold",
+                                            "--channel",
+                                            "--via",
                                             NULL};
         bool ok = false;
         for (int k = 0; known[k]; k++)
@@ -240,7 +296,18 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
             seen_bcast_opt = true;
         } else if (!strcmp(name, "--rate")) {
             good = parse_secs(val, 0, &o->rate);
-            seen_bcast_opt = true;
+            seen_rate = true;
+        } else if (!strcmp(name, "--channel")) {
+            size_t cl = strlen(val);
+            good = cl >= 1 && cl <= 255;
+            for (size_t k = 0; k < cl; k++) /* used verbatim inside a JSON string */
+                good = good && (unsigned char)val[k] >= 0x20 && val[k] != '"' && val[k] != '\\';
+            o->channel = val;
+            seen_pubsub_opt = true;
+        } else if (!strcmp(name, "--via")) {
+            good = !strcmp(val, "ws") || !strcmp(val, "api");
+            o->via_api = !strcmp(val, "api");
+            seen_pubsub_opt = true;
         } else if (!strcmp(name, "--pid")) {
             uint32_t pid;
             good = parse_u32(val, 1, 0x7fffffff, &pid);
@@ -254,15 +321,17 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
             return usage_error("bad value for %s", name);
     }
     if (!mode)
-        return usage_error("%s", "missing scenario (echo, broadcast or idle)");
+        return usage_error("%s", "missing scenario (echo, broadcast, idle or pubsub)");
     if (strcmp(mode, "echo") == 0)
         o->mode = HR_BENCH_ECHO;
     else if (strcmp(mode, "broadcast") == 0)
         o->mode = HR_BENCH_BROADCAST;
     else if (strcmp(mode, "idle") == 0)
         o->mode = HR_BENCH_IDLE;
+    else if (strcmp(mode, "pubsub") == 0)
+        o->mode = HR_BENCH_PUBSUB;
     else
-        return usage_error("unknown scenario '%s' (echo, broadcast or idle)", mode);
+        return usage_error("unknown scenario '%s' (echo, broadcast, idle or pubsub)", mode);
     if (!o->url)
         return usage_error("%s", "missing URL");
     if (strncmp(o->url, "ws://", 5) != 0)
@@ -270,7 +339,11 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
     if (o->mode != HR_BENCH_ECHO && seen_echo_opt)
         return usage_error("-p and --binary are for echo (scenario '%s')", mode);
     if (o->mode != HR_BENCH_BROADCAST && seen_bcast_opt)
-        return usage_error("--publishers and --rate are for broadcast (scenario '%s')", mode);
+        return usage_error("--publishers is for broadcast (scenario '%s')", mode);
+    if (o->mode != HR_BENCH_BROADCAST && o->mode != HR_BENCH_PUBSUB && seen_rate)
+        return usage_error("--rate is for broadcast and pubsub (scenario '%s')", mode);
+    if (o->mode != HR_BENCH_PUBSUB && seen_pubsub_opt)
+        return usage_error("--channel and --via are for pubsub (scenario '%s')", mode);
     if (o->mode != HR_BENCH_IDLE && seen_idle_opt)
         return usage_error("--pid and --hold are for idle (scenario '%s')", mode);
     if (o->mode == HR_BENCH_IDLE && seen_traffic_opt)
@@ -284,6 +357,12 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
             return usage_error("%s", "broadcast needs -s >= 16 (timestamp, publisher, sequence)");
         if (o->publishers > o->conns)
             return usage_error("%s", "--publishers cannot exceed -c");
+    }
+    if (o->mode == HR_BENCH_PUBSUB) {
+        if (o->size < HR_BENCH_TS_LEN)
+            return usage_error("%s", "pubsub needs -s >= 8 (the send timestamp)");
+        if (!api_target(o))
+            return usage_error("cannot derive the /api/publish address from '%s'", o->url);
     }
     if (o->threads > o->conns)
         o->threads = o->conns;
@@ -396,12 +475,18 @@ static void sum_snapshots(const bench_run_t *r, hr_bench_stats_t *t)
         t->deliveries += s.deliveries;
         t->out_of_order += s.out_of_order;
         t->send_failures += s.send_failures;
+        t->ready += s.ready;
+        t->pub_ready += s.pub_ready;
+        t->proto_errors += s.proto_errors;
     }
 }
 
 static const char *mode_name(hr_bench_mode_t m)
 {
-    return m == HR_BENCH_ECHO ? "echo" : m == HR_BENCH_BROADCAST ? "broadcast" : "idle";
+    return m == HR_BENCH_ECHO        ? "echo"
+           : m == HR_BENCH_BROADCAST ? "broadcast"
+           : m == HR_BENCH_PUBSUB    ? "pubsub"
+                                     : "idle";
 }
 
 /* Prints a progress line on stderr once a second (not with --quiet). */
@@ -416,10 +501,12 @@ static void progress(bench_run_t *r, const char *phase)
     double el = (double)(now - r->o->t0_ns) / 1e9;
     fprintf(stderr, "bench %s [%6.1fs] %-8s open=%" PRIu64 "/%u errors=%" PRIu64,
             mode_name(r->o->mode), el, phase, t.open_now, r->o->conns,
-            t.failed + t.unexpected_closes);
+            t.failed + t.unexpected_closes + t.proto_errors);
+    if (r->o->mode == HR_BENCH_PUBSUB)
+        fprintf(stderr, " subscribed=%" PRIu64, t.ready);
     if (r->o->mode == HR_BENCH_ECHO)
         fprintf(stderr, " msgs/s=%.0f", (double)(t.msgs - r->last.msgs) / dt);
-    else if (r->o->mode == HR_BENCH_BROADCAST)
+    else if (r->o->mode == HR_BENCH_BROADCAST || r->o->mode == HR_BENCH_PUBSUB)
         fprintf(stderr, " sent/s=%.0f deliveries/s=%.0f", (double)(t.sent - r->last.sent) / dt,
                 (double)(t.deliveries - r->last.deliveries) / dt);
     fputc('\n', stderr);
@@ -432,14 +519,20 @@ static uint64_t rel_now(const hr_bench_opts_t *o)
     return hr_bench_clock_ns() - o->t0_ns;
 }
 
-/* Waits until every connection opened or failed (bounded). */
+/* Waits until every connection opened or failed (bounded); pubsub: until every
+ * subscription is confirmed (or refused) and the publishing connection is open. */
 static void wait_connected(bench_run_t *r)
 {
-    uint64_t deadline = rel_now(r->o) + (uint64_t)(CONNECT_PHASE_MAX_S * 1e9);
+    const hr_bench_opts_t *o = r->o;
+    uint64_t deadline = rel_now(o) + (uint64_t)(CONNECT_PHASE_MAX_S * 1e9);
     for (;;) {
         hr_bench_stats_t t;
         sum_snapshots(r, &t);
-        if (t.opened + t.failed >= r->o->conns || rel_now(r->o) >= deadline)
+        bool done = o->mode == HR_BENCH_PUBSUB
+                        ? t.ready + t.pub_ready + t.failed + t.unexpected_closes + t.proto_errors >=
+                              (uint64_t)o->conns + !o->via_api
+                        : t.opened + t.failed >= o->conns;
+        if (done || rel_now(o) >= deadline)
             return;
         progress(r, "connect");
         sleep_ms(5);
@@ -475,17 +568,59 @@ static void report(const bench_run_t *r, long rss_before, long rss_after)
         t.deliveries += s->deliveries;
         t.out_of_order += s->out_of_order;
         t.send_failures += s->send_failures;
+        t.ready += s->ready;
+        t.proto_errors += s->proto_errors;
+        t.http_connects += s->http_connects;
         hr_bench_hist_merge(&h, &r->w[i].hist);
     }
-    uint64_t errors = t.failed + t.unexpected_closes;
+    uint64_t errors = t.failed + t.unexpected_closes + t.proto_errors;
     double d = o->duration_s;
     uint64_t p50 = hr_bench_hist_quantile(&h, 0.50), p99 = hr_bench_hist_quantile(&h, 0.99),
              p999 = hr_bench_hist_quantile(&h, 0.999);
     printf("\nherald bench %s  %s\n", mode_name(o->mode), o->url);
-    printf("  connections    %u (opened %" PRIu64 ", failed %" PRIu64 ", closed by server %" PRIu64
-           "), threads %u\n",
-           o->conns, t.opened, t.failed, t.unexpected_closes, o->threads);
-    if (o->mode == HR_BENCH_ECHO) {
+    if (o->mode == HR_BENCH_PUBSUB)
+        printf("  connections    %u subscribers%s (opened %" PRIu64 ", failed %" PRIu64
+               ", closed by server %" PRIu64 "), threads %u\n",
+               o->conns, o->via_api ? "" : " + 1 publisher", t.opened, t.failed,
+               t.unexpected_closes, o->threads);
+    else
+        printf("  connections    %u (opened %" PRIu64 ", failed %" PRIu64
+               ", closed by server %" PRIu64 "), threads %u\n",
+               o->conns, t.opened, t.failed, t.unexpected_closes, o->threads);
+    if (o->mode == HR_BENCH_PUBSUB) {
+        int64_t lost = (int64_t)(t.sent * o->conns) - (int64_t)t.deliveries;
+        double dps = (double)t.deliveries / d;
+        char rate[32];
+        if (o->rate > 0)
+            snprintf(rate, sizeof(rate), "%.0f msgs/s", o->rate);
+        else
+            snprintf(rate, sizeof(rate), "max (window %d)", HR_BENCH_PUB_WINDOW);
+        printf("  channel        %s, publishing via %s, rate %s, %u-character string\n", o->channel,
+               o->via_api ? "POST /api/publish" : "a /pubsub connection", rate, o->size);
+        if (o->via_api)
+            printf("  HTTP           %s:%s, %" PRIu64 " connections opened (%u at most at once; "
+                   "more: the server closed some)\n",
+                   o->api_host, o->api_port, t.http_connects, HR_BENCH_HTTP_CONNS);
+        printf("  window         %.2f s after %.2f s warm-up\n", d, o->warmup_s);
+        printf("  sent           %" PRIu64 "  (%.0f msgs/s)\n", t.sent, (double)t.sent / d);
+        printf("  deliveries     %" PRIu64 "  (%.0f /s), lost %" PRId64 ", out of order %" PRIu64
+               "\n",
+               t.deliveries, dps, lost, t.out_of_order);
+        printf("  publish-to-delivery latency (us)  p50 %" PRIu64 "  p99 %" PRIu64
+               "  p99.9 %" PRIu64 "  max %" PRIu64 "\n",
+               p50, p99, p999, h.max_us);
+        if (t.proto_errors)
+            printf("  protocol errors %" PRIu64 " (error replies, failed HTTP publishes)\n",
+                   t.proto_errors);
+        if (t.send_failures)
+            printf("  send failures  %" PRIu64 " (backlog full)\n", t.send_failures);
+        printf("RESULT mode=pubsub subs=%u via=%s rate=%.0f size=%u duration_s=%.2f sent=%" PRIu64
+               " deliveries=%" PRIu64 " deliveries_per_s=%.0f lost=%" PRId64
+               " out_of_order=%" PRIu64 " p50_us=%" PRIu64 " p99_us=%" PRIu64 " errors=%" PRIu64
+               "\n",
+               o->conns, o->via_api ? "api" : "ws", o->rate, o->size, d, t.sent, t.deliveries, dps,
+               lost, t.out_of_order, p50, p99, errors);
+    } else if (o->mode == HR_BENCH_ECHO) {
         double mps = (double)t.msgs / d, mbps = (double)t.bytes / d / 1e6;
         printf("  messages       %u in flight per connection, %u bytes %s\n", o->inflight, o->size,
                o->binary ? "binary" : "text");
@@ -605,7 +740,7 @@ int hr_cmd_bench(int argc, char **argv)
                 progress(&r, rel_now(&o) < o.t_start_ns ? "warmup" : "run");
                 sleep_ms(5);
             }
-            if (o.mode == HR_BENCH_BROADCAST) {
+            if (o.mode == HR_BENCH_BROADCAST || o.mode == HR_BENCH_PUBSUB) {
                 /* Workers stop publishing at t_end (by their tick, within ~20 ms); then
                  * wait for every subscriber to see every message sent in the window. */
                 sleep_ms(50);

@@ -18,6 +18,7 @@ typedef enum hr_bench_mode {
     HR_BENCH_ECHO,
     HR_BENCH_BROADCAST,
     HR_BENCH_IDLE,
+    HR_BENCH_PUBSUB,
 } hr_bench_mode_t;
 
 /* Broadcast: at --rate 0 each publisher keeps at most this many of its own messages
@@ -29,6 +30,9 @@ typedef enum hr_bench_mode {
 #define HR_BENCH_TS_LEN 8
 /* Broadcast payload prefix: timestamp, publisher id (3 chars), sequence (5 chars). */
 #define HR_BENCH_BCAST_HDR 16
+/* Pub/sub: at most this many HTTP/1.1 keep-alive connections for --via api (one request
+ * outstanding on each); the --rate 0 window is HR_BENCH_PUB_WINDOW as for broadcast. */
+#define HR_BENCH_HTTP_CONNS 16
 
 typedef struct hr_bench_opts {
     hr_bench_mode_t mode;
@@ -39,6 +43,12 @@ typedef struct hr_bench_opts {
     long pid;            /* 0: no --pid */
     char **source_addrs; /* NULL or n_source_addrs strings */
     uint32_t n_source_addrs;
+    /* pubsub */
+    const char *channel; /* default "bench.c" */
+    bool via_api;        /* publish through POST /api/publish instead of a /pubsub connection */
+    char api_host[256];  /* from the URL, for --via api: host (no brackets), port, Host header */
+    char api_port[8];
+    char api_host_header[272];
     /* set by the main thread before it posts the start (read-only afterwards) */
     uint64_t t0_ns;      /* CLOCK_MONOTONIC at startup: timestamps are relative to it */
     uint64_t t_start_ns; /* measurement window [t_start, t_end), relative to t0 */
@@ -51,9 +61,30 @@ typedef struct hr_bench_stats {
     uint64_t msgs, bytes;                    /* echo: echoes received in the window */
     uint64_t sent, deliveries, out_of_order; /* broadcast: messages sent in the window */
     uint64_t send_failures;                  /* hr_client_send refused (backlog full) */
+    uint64_t ready;                          /* pubsub: subscriptions confirmed */
+    uint64_t pub_ready;     /* pubsub --via ws: the publishing connection is open (0/1) */
+    uint64_t proto_errors;  /* pubsub: error replies, failed or refused HTTP publishes */
+    uint64_t http_connects; /* pubsub --via api: HTTP connections opened */
 } hr_bench_stats_t;
 
-struct hr_bench_conn;
+/* One WebSocket connection of a worker. */
+typedef struct hr_bench_conn {
+    hr_client_t *c;
+    struct hr_bench_worker *w;
+    uint32_t gidx;     /* global index: publisher id when < publishers */
+    uint32_t local;    /* index in w->conns */
+    uint32_t inflight; /* publisher: own messages not yet seen back */
+    uint32_t seq;      /* publisher: next sequence number */
+    uint64_t pub_sent; /* publisher at a fixed rate: messages sent since publishing began */
+    uint64_t next_off; /* pubsub subscriber: the channel offset expected next (0: not known) */
+    uint8_t state;
+    bool is_pub;     /* pubsub: the /pubsub publishing connection (not a subscriber) */
+    bool subscribed; /* pubsub subscriber: the subscribe was confirmed */
+} hr_bench_conn_t;
+
+enum { HR_BENCH_CONN_IDLE, HR_BENCH_CONN_CONNECTING, HR_BENCH_CONN_OPEN, HR_BENCH_CONN_CLOSED };
+
+struct hr_bench_http;
 
 typedef struct hr_bench_worker {
     const hr_bench_opts_t *o;
@@ -73,6 +104,17 @@ typedef struct hr_bench_worker {
     uint32_t closes_left;
     uint64_t close_deadline_ms;
     unsigned errors_printed;
+    /* pubsub, worker 0 only: the publisher (a /pubsub connection or HTTP connections) */
+    bool has_pub;
+    bool publishing;            /* inside the publishing loop (failures call back into it) */
+    hr_bench_conn_t *pub;       /* --via ws: the publishing connection (in conns) */
+    struct hr_bench_http *http; /* --via api: HR_BENCH_HTTP_CONNS connections */
+    uint32_t pub_inflight;      /* --rate 0: messages not yet seen by the pacer */
+    uint64_t pub_count;         /* messages published since publishing began */
+    int64_t pacer;              /* local index of the pacing subscriber, or -1: pace by acks */
+    uint8_t *frame;             /* the publish frame or HTTP request, stamped per message */
+    size_t frame_len, ts_at;    /* its length and where the timestamp goes */
+    void *api_addr;             /* --via api: resolved address (struct addrinfo list) */
     hr_bench_hist_t hist;
     hr_bench_stats_t st;
     hr_bench_stats_t snap; /* written with relaxed atomic stores, read by the main thread */
@@ -92,5 +134,19 @@ void hr_bench_worker_on_start(void *ctx, void *arg);
 void hr_bench_worker_on_close_all(void *ctx, void *arg);
 /* Reads w's snapshot (main thread). */
 void hr_bench_worker_snapshot(const hr_bench_worker_t *w, hr_bench_stats_t *out);
+/* Counts and prints (a few) errors of a worker. */
+void hr_bench_worker_error(hr_bench_worker_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Pub/sub scenario (bench_pubsub.c), on the worker's thread. */
+int hr_bench_pubsub_init(hr_bench_worker_t *w);
+void hr_bench_pubsub_deinit(hr_bench_worker_t *w);
+void hr_bench_pubsub_on_open(hr_bench_conn_t *bc);
+void hr_bench_pubsub_on_message(hr_bench_conn_t *bc, const uint8_t *data, size_t len);
+/* The start command (publishing begins) and every tick while sending. */
+void hr_bench_pubsub_start(hr_bench_worker_t *w, uint64_t now);
+void hr_bench_pubsub_tick(hr_bench_worker_t *w, uint64_t now);
+/* Closes the HTTP connections (close command). */
+void hr_bench_pubsub_close_all(hr_bench_worker_t *w);
 
 #endif

@@ -7,6 +7,7 @@
  * the payload into its frame. Connects are started in batches (at most
  * HR_BENCH_MAX_PENDING in flight over all threads) so a large idle run does not flood
  * the listen backlog. */
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,19 +16,6 @@
 
 #include "base/alloc.h"
 #include "bench/bench.h"
-
-typedef struct hr_bench_conn {
-    hr_client_t *c;
-    hr_bench_worker_t *w;
-    uint32_t gidx;     /* global index: publisher id when < publishers */
-    uint32_t local;    /* index in w->conns */
-    uint32_t inflight; /* publisher: own messages not yet seen back */
-    uint32_t seq;      /* publisher: next sequence number */
-    uint64_t pub_sent; /* publisher at a fixed rate: messages sent since publishing began */
-    uint8_t state;
-} hr_bench_conn_t;
-
-enum { CONN_IDLE, CONN_CONNECTING, CONN_OPEN, CONN_CLOSED };
 
 #define TICK_MS 10
 #define CLOSE_GRACE_MS 2000
@@ -78,7 +66,10 @@ static inline uint64_t get_num(const uint8_t *p, unsigned nchars)
     X(sent)                                                                                        \
     X(deliveries)                                                                                  \
     X(out_of_order)                                                                                \
-    X(send_failures)
+    X(send_failures)                                                                               \
+    X(ready)                                                                                       \
+    X(pub_ready)                                                                                   \
+    X(proto_errors)
 
 static void publish_snapshot(hr_bench_worker_t *w)
 {
@@ -92,6 +83,22 @@ void hr_bench_worker_snapshot(const hr_bench_worker_t *w, hr_bench_stats_t *out)
 #define LOAD_(f) out->f = __atomic_load_n(&w->snap.f, __ATOMIC_RELAXED);
     SNAP_FIELDS(LOAD_)
 #undef LOAD_
+}
+
+void hr_bench_worker_error(hr_bench_worker_t *w, const char *fmt, ...)
+{
+    w->st.proto_errors++;
+    if (w->closing || w->errors_printed >= MAX_PRINTED_ERRORS)
+        return;
+    w->errors_printed++;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(w->errors_printed == MAX_PRINTED_ERRORS ? " (further errors of this thread not shown)\n"
+                                                  : "\n",
+          stderr);
 }
 
 /* ------------------------------------------------------------------------------------
@@ -156,7 +163,7 @@ static void publish_at_rate(hr_bench_worker_t *w, uint64_t now)
         hr_bench_conn_t *bc = &w->conns[i];
         if (!is_publisher(bc))
             break; /* publishers come first in every worker's table */
-        if (bc->state != CONN_OPEN)
+        if (bc->state != HR_BENCH_CONN_OPEN)
             continue;
         while (bc->pub_sent < target) {
             bc->pub_sent++;
@@ -174,7 +181,7 @@ static void on_open(hr_client_t *c)
 {
     hr_bench_conn_t *bc = hr_client_data(c);
     hr_bench_worker_t *w = bc->w;
-    bc->state = CONN_OPEN;
+    bc->state = HR_BENCH_CONN_OPEN;
     w->pending--;
     w->st.opened++;
     w->st.open_now++;
@@ -182,7 +189,9 @@ static void on_open(hr_client_t *c)
         hr_client_close(c, HR_WS_CLOSE_NORMAL, NULL);
         return;
     }
-    if (w->started && !w->stopped_sending)
+    if (w->o->mode == HR_BENCH_PUBSUB)
+        hr_bench_pubsub_on_open(bc);
+    else if (w->started && !w->stopped_sending)
         start_conn(bc, now_rel(w));
     connect_more(w);
 }
@@ -193,6 +202,10 @@ static void on_message(hr_client_t *c, const uint8_t *data, size_t len, bool bin
     hr_bench_worker_t *w = bc->w;
     const hr_bench_opts_t *o = w->o;
     (void)binary;
+    if (o->mode == HR_BENCH_PUBSUB) {
+        hr_bench_pubsub_on_message(bc, data, len);
+        return;
+    }
     if (o->mode == HR_BENCH_ECHO) {
         if (len < HR_BENCH_TS_LEN)
             return;
@@ -258,13 +271,13 @@ static void on_close(hr_client_t *c, uint16_t code, const char *reason, size_t r
     hr_bench_conn_t *bc = hr_client_data(c);
     hr_bench_worker_t *w = bc->w;
     uint8_t was = bc->state;
-    bc->state = CONN_CLOSED;
-    if (was == CONN_CONNECTING) {
+    bc->state = HR_BENCH_CONN_CLOSED;
+    if (was == HR_BENCH_CONN_CONNECTING) {
         w->pending--;
         w->st.failed++;
         if (!w->closing)
             connect_more(w);
-    } else if (was == CONN_OPEN) {
+    } else if (was == HR_BENCH_CONN_OPEN) {
         w->st.open_now--;
         if (!w->closing) {
             w->st.unexpected_closes++;
@@ -298,10 +311,10 @@ static void connect_more(hr_bench_worker_t *w)
         if (o->n_source_addrs)
             opts.source_addr = o->source_addrs[bc->gidx % o->n_source_addrs];
         char err[256];
-        bc->state = CONN_CONNECTING;
+        bc->state = HR_BENCH_CONN_CONNECTING;
         bc->c = hr_client_connect(w->loop, &opts, &callbacks, bc, err, sizeof(err));
         if (!bc->c) {
-            bc->state = CONN_CLOSED;
+            bc->state = HR_BENCH_CONN_CLOSED;
             w->st.failed++;
             if (w->errors_printed < MAX_PRINTED_ERRORS) {
                 w->errors_printed++;
@@ -326,6 +339,8 @@ static void on_tick(hr_timer_t *t)
             w->stopped_sending = true;
         else if (o->mode == HR_BENCH_BROADCAST && o->rate > 0)
             publish_at_rate(w, now);
+        else if (o->mode == HR_BENCH_PUBSUB && w->has_pub)
+            hr_bench_pubsub_tick(w, now);
     }
     publish_snapshot(w);
     if (w->closing && hr_loop_now(w->loop) >= w->close_deadline_ms) {
@@ -342,9 +357,13 @@ void hr_bench_worker_on_start(void *ctx, void *arg)
     w->started = true;
     uint64_t now = now_rel(w);
     w->pub_t0_ns = now;
+    if (w->o->mode == HR_BENCH_PUBSUB) {
+        hr_bench_pubsub_start(w, now);
+        return;
+    }
     for (uint32_t i = 0; i < w->n_conns; i++) {
         hr_bench_conn_t *bc = &w->conns[i];
-        if (bc->state == CONN_OPEN)
+        if (bc->state == HR_BENCH_CONN_OPEN)
             start_conn(bc, now);
     }
 }
@@ -356,10 +375,12 @@ void hr_bench_worker_on_close_all(void *ctx, void *arg)
     w->closing = true;
     w->stopped_sending = true;
     w->close_deadline_ms = hr_loop_now(w->loop) + CLOSE_GRACE_MS;
+    if (w->o->mode == HR_BENCH_PUBSUB)
+        hr_bench_pubsub_close_all(w);
     w->closes_left = 0;
     for (uint32_t i = 0; i < w->n_conns; i++) {
         hr_bench_conn_t *bc = &w->conns[i];
-        if (bc->state == CONN_OPEN || bc->state == CONN_CONNECTING)
+        if (bc->state == HR_BENCH_CONN_OPEN || bc->state == HR_BENCH_CONN_CONNECTING)
             w->closes_left++;
     }
     if (w->closes_left == 0) {
@@ -368,7 +389,7 @@ void hr_bench_worker_on_close_all(void *ctx, void *arg)
     }
     for (uint32_t i = 0; i < w->n_conns; i++) {
         hr_bench_conn_t *bc = &w->conns[i];
-        if (bc->state == CONN_OPEN)
+        if (bc->state == HR_BENCH_CONN_OPEN)
             hr_client_close(bc->c, HR_WS_CLOSE_NORMAL, NULL);
         /* a connect in progress either fails (on_close) or opens and is closed there */
     }
@@ -383,6 +404,11 @@ int hr_bench_worker_init(hr_bench_worker_t *w, const hr_bench_opts_t *o, uint32_
     w->o = o;
     w->id = id;
     w->n_conns = o->conns / o->threads + (id < o->conns % o->threads ? 1 : 0);
+    /* pubsub --via ws: worker 0 also drives the publishing connection, last in its table */
+    bool ws_pub = o->mode == HR_BENCH_PUBSUB && !o->via_api && id == 0;
+    uint32_t n_subs = w->n_conns;
+    if (ws_pub)
+        w->n_conns++;
     w->max_pending = HR_BENCH_MAX_PENDING / o->threads;
     if (w->max_pending < 1)
         w->max_pending = 1;
@@ -405,12 +431,22 @@ int hr_bench_worker_init(hr_bench_worker_t *w, const hr_bench_opts_t *o, uint32_
         bc->local = i;
         bc->gidx = id + i * o->threads; /* ascending: publishers (gidx < P) come first */
     }
+    if (ws_pub) {
+        hr_bench_conn_t *pc = &w->conns[n_subs];
+        pc->gidx = o->conns;
+        pc->is_pub = true;
+    }
+    if (o->mode == HR_BENCH_PUBSUB && hr_bench_pubsub_init(w) != 0) {
+        hr_bench_worker_deinit(w);
+        return HR_ENOMEM;
+    }
     hr_timer_init(&w->tick, on_tick);
     return 0;
 }
 
 void hr_bench_worker_deinit(hr_bench_worker_t *w)
 {
+    hr_bench_pubsub_deinit(w);
     if (w->loop)
         hr_loop_destroy(w->loop);
     free(w->conns);

@@ -81,6 +81,27 @@ describe('herald bench', () => {
     assert.equal(res.errors, 0);
   });
 
+  for (const via of ['ws', 'api']) {
+    test(`pubsub --via ${via}: every message to every subscriber, offsets in order`, async () => {
+      const r = await runHerald(['bench', 'pubsub', `${srv.url}/pubsub`, '-c', '20', '--rate', '100', '--via', via,
+        '-d', '1', '--warmup', '0', '--quiet'], { timeoutMs: 30000 });
+      assert.equal(r.code, 0, r.stderr);
+      const res = result(r.stdout);
+      assert.equal(res.mode, 'pubsub');
+      assert.equal(res.subs, 20);
+      assert.equal(res.via, via);
+      assert.equal(res.rate, 100);
+      assert.equal(res.size, 32);
+      assert.ok(res.sent > 0, r.stdout);
+      assert.equal(res.deliveries, res.sent * 20, r.stdout);
+      assert.equal(res.lost, 0, r.stdout);
+      assert.equal(res.out_of_order, 0, r.stdout);
+      assert.equal(res.errors, 0, `${r.stdout}\n${r.stderr}`);
+      for (const k of ['deliveries_per_s', 'p50_us', 'p99_us']) assert.equal(typeof res[k], 'number', k);
+      assert.ok(res.p50_us <= res.p99_us, r.stdout);
+    });
+  }
+
   test('idle with --pid reports RSS per connection', async () => {
     const r = await runHerald(['bench', 'idle', `${srv.url}/ws`, '-c', '200', '--pid', String(srv.proc.pid), '--hold', '0.5'],
       { timeoutMs: 30000 });
@@ -114,7 +135,9 @@ describe('herald bench', () => {
     for (const args of [[], ['nonsense', `${srv.url}/ws`], ['echo'], ['echo', 'http://x/ws'],
       ['echo', `${srv.url}/ws`, '-c', '0'], ['echo', `${srv.url}/ws`, '-s', '4'], ['echo', `${srv.url}/ws`, '--bogus'],
       ['echo', `${srv.url}/ws`, '-d'], ['idle', `${srv.url}/ws`, '--rate', '5'],
-      ['broadcast', `${srv.url}/broadcast`, '-c', '2', '--publishers', '3']]) {
+      ['broadcast', `${srv.url}/broadcast`, '-c', '2', '--publishers', '3'],
+      ['pubsub', `${srv.url}/pubsub`, '-s', '4'], ['pubsub', `${srv.url}/pubsub`, '--via', 'tcp'],
+      ['pubsub', `${srv.url}/pubsub`, '--publishers', '2'], ['echo', `${srv.url}/ws`, '--via', 'api']]) {
       const r = await runHerald(['bench', ...args]);
       assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
       assert.match(r.stderr, /herald bench: /);
@@ -122,5 +145,6 @@ describe('herald bench', () => {
     const h = await runHerald(['bench', '--help']);
     assert.equal(h.code, 0);
     assert.match(h.stdout, /herald bench echo URL/);
+    assert.match(h.stdout, /herald bench pubsub URL/);
   });
 });
