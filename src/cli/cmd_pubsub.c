@@ -9,6 +9,9 @@
  * restart of the server or a network blip loses nothing the channel's history still
  * holds. Exit codes: 0 done, 1 connection or server error, 2 usage error. */
 #include <jansson.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,12 +143,92 @@ static void on_close(hr_client_t *c, uint16_t code, const char *reason, size_t r
     /* sub: the client reconnects by itself; on_open resubscribes with since. */
 }
 
+/* herald pub --api URL: POST {"channel","data"} to URL (http://host:port/api/publish)
+ * with a blocking HTTP/1.1 request; prints offset and epoch like the /pubsub path. */
+static int publish_http(const char *url, const char *key, const char *channel, const char *data)
+{
+    if (strncmp(url, "http://", 7) != 0) {
+        fprintf(stderr, "herald pub: --api needs an http:// URL (https comes with TLS)\n");
+        return 2;
+    }
+    const char *hp = url + 7, *path = strchr(hp, '/');
+    char host[256], port[8] = "80";
+    size_t hl = path ? (size_t)(path - hp) : strlen(hp);
+    if (hl == 0 || hl >= sizeof(host)) {
+        fprintf(stderr, "herald pub: bad --api URL '%s'\n", url);
+        return 2;
+    }
+    memcpy(host, hp, hl);
+    host[hl] = 0;
+    char *colon = strrchr(host, ':');
+    if (colon) {
+        snprintf(port, sizeof(port), "%s", colon + 1);
+        *colon = 0;
+    }
+    if (!path)
+        path = "/api/publish";
+    json_t *body = json_pack("{s:s, s:o}", "channel", channel, "data",
+                             json_loads(data, JSON_DECODE_ANY, NULL));
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int fd = -1;
+    if (text && getaddrinfo(host, port, &hints, &res) == 0) {
+        fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+            close(fd);
+            fd = -1;
+        }
+        freeaddrinfo(res);
+    }
+    if (fd < 0) {
+        fprintf(stderr, "herald pub: cannot connect to %s:%s\n", host, port);
+        free(text);
+        return 1;
+    }
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n",
+                     path, host, port, strlen(text), key ? "Authorization: Bearer " : "",
+                     key ? key : "", key ? "\r\n" : "");
+    bool sent = n > 0 && (size_t)n < sizeof(head) && write(fd, head, (size_t)n) == n &&
+                write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    free(text);
+    char resp[8192];
+    size_t got = 0;
+    ssize_t r;
+    while (sent && got < sizeof(resp) - 1 && (r = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    resp[got] = 0;
+    int status = 0;
+    const char *json = strstr(resp, "\r\n\r\n");
+    if (!sent || sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || !json) {
+        fprintf(stderr, "herald pub: no valid HTTP answer from %s\n", url);
+        return 1;
+    }
+    json_t *m = json_loads(json + 4, 0, NULL);
+    if (status != 200) {
+        const char *msg = json_string_value(json_object_get(m, "message"));
+        fprintf(stderr, "herald pub: HTTP %d %s: %s\n", status,
+                json_string_value(json_object_get(m, "error")), msg ? msg : json + 4);
+        json_decref(m);
+        return 1;
+    }
+    printf("offset=%lld epoch=%s\n", (long long)json_integer_value(json_object_get(m, "offset")),
+           json_string_value(json_object_get(m, "epoch")));
+    json_decref(m);
+    return 0;
+}
+
 static void usage(FILE *out, bool pub)
 {
     if (pub)
-        fputs("usage: herald pub CHANNEL DATA [--url URL]\n"
+        fputs("usage: herald pub CHANNEL DATA [--url URL | --api URL [--api-key KEY]]\n"
               "  Publishes DATA (JSON if it parses, else sent as a JSON string) to CHANNEL\n"
               "  through the /pubsub endpoint and prints the offset. URL default " DEFAULT_URL "\n"
+              "  --api http://HOST:PORT/api/publish: through the HTTP API instead (as a backend).\n"
               "  Exit: 0 published, 1 connection or server error (printed), 2 usage.\n",
               out);
     else
@@ -161,7 +244,7 @@ static void usage(FILE *out, bool pub)
 static int run(int argc, char **argv, bool pub)
 {
     ps_t p = {.pub = pub};
-    const char *url = DEFAULT_URL, *data = NULL;
+    const char *url = DEFAULT_URL, *data = NULL, *api = NULL, *api_key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -170,6 +253,12 @@ static int run(int argc, char **argv, bool pub)
             return 0;
         } else if (!strcmp(a, "--url") && v) {
             url = v;
+            i++;
+        } else if (pub && !strcmp(a, "--api") && v) {
+            api = v;
+            i++;
+        } else if (pub && !strcmp(a, "--api-key") && v) {
+            api_key = v;
             i++;
         } else if (!pub && !strcmp(a, "--since") && v) {
             char *end;
@@ -223,6 +312,11 @@ static int run(int argc, char **argv, bool pub)
             fprintf(stderr, "herald pub: DATA must be UTF-8 text\n");
             return 2;
         }
+    }
+    if (api) {
+        int rc = publish_http(api, api_key, p.channel, p.data);
+        free(p.data);
+        return rc;
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

@@ -62,3 +62,21 @@ test('errors: server refusal -> 1 with the error code; bad usage -> 2; unreachab
     assert.match(down.err, /refused/);
   } finally { await srv.stop(); }
 });
+
+test('pub --api publishes through the HTTP API (with --api-key), and reports HTTP errors', async () => {
+  const srv = await startHerald(['--api-key', 'sekret']);
+  try {
+    const url = `ws://127.0.0.1:${srv.port}/pubsub`;
+    const api = `http://127.0.0.1:${srv.port}/api/publish`;
+    const sub = run(['sub', 'api.c', '--url', url, '--count', '1']);
+    await new Promise((r) => setTimeout(r, 400));
+    const ok = await run(['pub', 'api.c', '{"n":1}', '--api', api, '--api-key', 'sekret']);
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.out, /^offset=1 epoch=[a-z0-9]+\n$/);
+    assert.equal((await sub).out, '{"n":1}\n');
+    const denied = await run(['pub', 'api.c', '1', '--api', api]);
+    assert.equal(denied.code, 1);
+    assert.match(denied.err, /HTTP 401 unauthorized/);
+    assert.equal((await run(['pub', 'api.c', '1', '--api', 'https://x/api/publish'])).code, 2);
+  } finally { await srv.stop(); }
+});
