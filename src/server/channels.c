@@ -354,6 +354,14 @@ static void presence_event(hr_shard_t *home, const hr_chan_home_t *c, hr_jp_pres
 
 /* ---------------------------------------------------------------- subscribe */
 
+/* Releases an answer's references to history frames, and the array. */
+static void free_frames(hr_frame_t **frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        hr_frame_unref(frames[i]);
+    hr_free(frames);
+}
+
 typedef struct sub_req {
     hr_shard_t *from;
     hr_chan_subscribe_cb cb;
@@ -372,9 +380,7 @@ static void sub_reply(void *ctx, void *arg)
 {
     sub_req_t *r = arg;
     r->cb(r->ctx, &r->res);
-    for (size_t i = 0; i < r->res.nframes; i++)
-        hr_frame_unref(r->res.frames[i]);
-    hr_free(r->res.frames);
+    free_frames(r->res.frames, r->res.nframes);
     hr_free(r);
 }
 
@@ -500,9 +506,7 @@ static void hist_reply(void *ctx, void *arg)
 {
     hist_req_t *r = arg;
     r->cb(r->ctx, &r->res);
-    for (size_t i = 0; i < r->res.n; i++)
-        hr_frame_unref(r->res.frames[i]);
-    hr_free(r->res.frames);
+    free_frames(r->res.frames, r->res.n);
     hr_free(r->res.items);
     hr_free(r);
 }
