@@ -17,8 +17,9 @@ static void usage(FILE *out)
 {
     fputs("usage: herald serve [options]\n"
           "\n"
-          "Runs the WebSocket server: /ws echoes every message, /broadcast sends every\n"
-          "message to every client of /broadcast.\n"
+          "Runs the server: /ws echoes every message, /broadcast sends every message to every\n"
+          "client of /broadcast, /pubsub is the channel protocol (docs/protocol.md), /api/ the\n"
+          "HTTP API for backends (docs/api.md), /healthz the health check.\n"
           "\n"
           "options (--name VALUE or --name=VALUE):\n",
           out);
@@ -104,8 +105,8 @@ int hr_cmd_serve(int argc, char **argv)
     printf("herald listening on %s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "",
            hr_server_port(srv));
     fflush(stdout);
-    hr_log_info("herald %s: %d threads, endpoints /ws /broadcast", HR_VERSION_STRING,
-                cfg.server.threads);
+    hr_log_info("herald %s: %d threads, endpoints /ws /broadcast /pubsub /api/ /healthz",
+                HR_VERSION_STRING, cfg.server.threads);
     rc = hr_server_run(srv, err, sizeof(err));
     hr_server_destroy(srv);
     return rc == 0 ? 0 : 1;

@@ -12,7 +12,7 @@ static void usage(FILE *out)
     fputs("usage: herald <command> [options]\n"
           "\n"
           "commands:\n"
-          "  serve        run the server (echo at /ws, broadcast at /broadcast)\n"
+          "  serve        run the server (/ws echo, /broadcast, /pubsub channels, /api/)\n"
           "  client URL   interactive WebSocket client: stdin lines out, messages to stdout\n"
           "  bench        load generator: echo, broadcast and idle-connection scenarios\n"
           "  pub CHANNEL DATA   publish to a channel (through /pubsub)\n"
