@@ -5,7 +5,7 @@ set -euo pipefail
 
 need=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjansson-dev)
 if [ "${1:-}" = test ]; then
-  need+=(libcmocka-dev python3-websockets clang)
+  need+=(libcmocka-dev python3-websockets clang curl)
   command -v node >/dev/null 2>&1 || need+=(nodejs)
   command -v npm >/dev/null 2>&1 || need+=(npm)
 fi
