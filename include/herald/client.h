@@ -26,19 +26,19 @@ extern "C" {
 typedef struct hr_client hr_client_t;
 
 typedef struct hr_client_options {
-    const char *url;                  /* "ws://host[:port][/path][?query]"; required */
-    const char *const *headers;       /* extra "Name: value" lines, NULL-terminated, or NULL */
-    const char *const *protocols;     /* subprotocols to offer, NULL-terminated, or NULL */
-    const char *origin;               /* Origin header, or NULL for none */
-    const char *source_addr;          /* local address to bind before connecting, or NULL */
-    bool compress;                    /* offer permessage-deflate (default false) */
-    uint64_t max_message;             /* default 16 MiB; larger incoming: close 1009 */
-    size_t max_backlog;               /* queued output cap, default 16 MiB: above it sends fail */
-    uint32_t connect_timeout_ms;      /* TCP connect + handshake, default 10000 */
-    uint32_t ping_interval_ms;        /* send a ping after this much silence; 0: never (default) */
-    bool reconnect;                   /* reconnect with back-off after a close or failure */
-    uint32_t reconnect_min_ms;        /* first back-off, default 500 */
-    uint32_t reconnect_max_ms;        /* back-off cap, default 30000 (doubling, with jitter) */
+    const char *url;              /* "ws://host[:port][/path][?query]"; required */
+    const char *const *headers;   /* extra "Name: value" lines, NULL-terminated, or NULL */
+    const char *const *protocols; /* subprotocols to offer, NULL-terminated, or NULL */
+    const char *origin;           /* Origin header, or NULL for none */
+    const char *source_addr;      /* local address to bind before connecting, or NULL */
+    bool compress;                /* offer permessage-deflate (default false) */
+    uint64_t max_message;         /* default 16 MiB; larger incoming: close 1009 */
+    size_t max_backlog;           /* queued output cap, default 16 MiB: above it sends fail */
+    uint32_t connect_timeout_ms;  /* TCP connect + handshake, default 10000 */
+    uint32_t ping_interval_ms;    /* send a ping after this much silence; 0: never (default) */
+    bool reconnect;               /* reconnect with back-off after a close or failure */
+    uint32_t reconnect_min_ms;    /* first back-off, default 500 */
+    uint32_t reconnect_max_ms;    /* back-off cap, default 30000 (doubling, with jitter) */
 } hr_client_options_t;
 
 typedef struct hr_client_callbacks {
