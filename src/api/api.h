@@ -12,4 +12,7 @@ void hr_api_healthz(hr_http_ctx_t *x, void *data);
 /* Everything under /api/: the backend API (docs/api.md). */
 void hr_api_handle(hr_http_ctx_t *x, void *data);
 
+/* GET /metrics: Prometheus text format, a sample per worker thread. */
+void hr_api_metrics(hr_http_ctx_t *x, void *data);
+
 #endif

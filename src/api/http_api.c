@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -486,14 +487,17 @@ typedef struct gather {
     hr_http_token_t tok;
     hr_shard_t *origin;
     atomic_int pending;
-    int kind; /* 0 channels, 1 stats, 2 disconnect */
+    int kind; /* GATHER_* */
     uint64_t client;
-    struct {
+    struct gather_slot {
         chan_count_t *chans;
         size_t n;
-        uint64_t conns, in, out, slow, dropped, disconnected;
+        hr_shard_stats_t stats;
+        uint64_t conns, homes, disconnected;
     } slot[];
 } gather_t;
+
+enum { GATHER_CHANNELS, GATHER_STATS, GATHER_DISCONNECT, GATHER_METRICS };
 
 static void count_topic(hr_topic_t *tp, void *ctx)
 {
@@ -517,13 +521,59 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const chan_count_t *)a)->name, ((const chan_count_t *)b)->name);
 }
 
+/* Prometheus text format 0.0.4: one family per counter or gauge, a sample per thread. */
+static void metric(hr_buf_t *out, const gather_t *g, int nshards, const char *name,
+                   const char *type, const char *help, size_t off)
+{
+    hr_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (int i = 0; i < nshards; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&g->slot[i] + off, sizeof(v));
+        hr_buf_appendf(out, "%s{thread=\"%d\"} %llu\n", name, i, (unsigned long long)v);
+    }
+}
+
+static void write_metrics(hr_buf_t *out, const gather_t *g, const hr_server_t *srv)
+{
+#define SLOT(f) offsetof(struct gather_slot, f)
+    int n = srv->nshards;
+    metric(out, g, n, "herald_connections", "gauge", "Open WebSocket connections.", SLOT(conns));
+    metric(out, g, n, "herald_connections_accepted_total", "counter", "TCP connections accepted.",
+           SLOT(stats.accepted));
+    metric(out, g, n, "herald_handshakes_accepted_total", "counter",
+           "WebSocket handshakes completed.", SLOT(stats.handshakes_ok));
+    metric(out, g, n, "herald_handshakes_rejected_total", "counter",
+           "Requests answered with an HTTP error (bad handshake, unknown path, limits).",
+           SLOT(stats.handshakes_failed));
+    metric(out, g, n, "herald_messages_received_total", "counter", "WebSocket messages received.",
+           SLOT(stats.messages_in));
+    metric(out, g, n, "herald_messages_sent_total", "counter",
+           "WebSocket messages queued to clients.", SLOT(stats.messages_out));
+    metric(out, g, n, "herald_slow_consumer_closes_total", "counter",
+           "Clients closed with 1008 because their backlog passed --max-backlog.",
+           SLOT(stats.slow_consumer_closes));
+    metric(out, g, n, "herald_dropped_messages_total", "counter",
+           "Channel messages dropped for slow consumers (drop-newest/drop-oldest namespaces).",
+           SLOT(stats.dropped_messages));
+    metric(out, g, n, "herald_protocol_errors_total", "counter",
+           "Connections failed for a WebSocket protocol error (1002/1007/1009).",
+           SLOT(stats.protocol_errors));
+    metric(out, g, n, "herald_channels", "gauge", "Channels whose home is this thread.",
+           SLOT(homes));
+#undef SLOT
+    hr_buf_appendf(out,
+                   "# HELP herald_build_info Herald version.\n# TYPE herald_build_info gauge\n"
+                   "herald_build_info{version=\"%s\"} 1\n",
+                   HR_VERSION_STRING);
+}
+
 static void gather_finish(void *ctx, void *arg)
 {
     gather_t *g = arg;
     hr_server_t *srv = g->origin->srv;
     hr_buf_t out;
     hr_buf_init(&out);
-    if (g->kind == 0) {
+    if (g->kind == GATHER_CHANNELS) {
         size_t total = 0;
         for (int i = 0; i < srv->nshards; i++)
             total += g->slot[i].n;
@@ -548,14 +598,16 @@ static void gather_finish(void *ctx, void *arg)
         }
         hr_buf_append_str(&out, "]}");
         hr_free(all);
-    } else if (g->kind == 1) {
+    } else if (g->kind == GATHER_METRICS) {
+        write_metrics(&out, g, srv);
+    } else if (g->kind == GATHER_STATS) {
         uint64_t conns = 0, in = 0, o = 0, slow = 0, dropped = 0;
         for (int i = 0; i < srv->nshards; i++) {
             conns += g->slot[i].conns;
-            in += g->slot[i].in;
-            o += g->slot[i].out;
-            slow += g->slot[i].slow;
-            dropped += g->slot[i].dropped;
+            in += g->slot[i].stats.messages_in;
+            o += g->slot[i].stats.messages_out;
+            slow += g->slot[i].stats.slow_consumer_closes;
+            dropped += g->slot[i].stats.dropped_messages;
         }
         hr_buf_appendf(&out,
                        "{\"connections\":%llu,\"threads\":%d,\"messages_in\":%llu,"
@@ -570,7 +622,10 @@ static void gather_finish(void *ctx, void *arg)
             n += g->slot[i].disconnected;
         hr_buf_appendf(&out, "{\"disconnected\":%llu}", (unsigned long long)n);
     }
-    hr_http_reply_token(g->tok, 200, JSON_TYPE, out.data, out.len, NULL);
+    hr_http_reply_token(g->tok, 200,
+                        g->kind == GATHER_METRICS ? "text/plain; version=0.0.4; charset=utf-8"
+                                                  : JSON_TYPE,
+                        out.data, out.len, NULL);
     hr_buf_deinit(&out);
     for (int i = 0; i < srv->nshards; i++) {
         for (size_t j = 0; j < g->slot[i].n; j++)
@@ -586,7 +641,7 @@ static void gather_here(void *ctx, void *arg)
     hr_shard_t *sh = ctx;
     gather_t *g = arg;
     int i = sh->index;
-    if (g->kind == 0) {
+    if (g->kind == GATHER_CHANNELS) {
         void *pair[2] = {g, (void *)(size_t)i};
         hr_topics_foreach(&sh->chan_subs, count_topic, pair);
     } else {
@@ -596,15 +651,13 @@ static void gather_here(void *ctx, void *arg)
             if (c->phase != HR_PHASE_OPEN)
                 continue;
             g->slot[i].conns++;
-            if (g->kind == 2 && hr_conn_id(c) == g->client) {
+            if (g->kind == GATHER_DISCONNECT && hr_conn_id(c) == g->client) {
                 hr_conn_close(c, 4001, "disconnected by the server API");
                 g->slot[i].disconnected++;
             }
         }
-        g->slot[i].in = sh->stats.messages_in;
-        g->slot[i].out = sh->stats.messages_out;
-        g->slot[i].slow = sh->stats.slow_consumer_closes;
-        g->slot[i].dropped = sh->stats.dropped_messages;
+        g->slot[i].stats = sh->stats;
+        g->slot[i].homes = sh->nhomes;
     }
     if (atomic_fetch_sub(&g->pending, 1) == 1) {
         if (sh == g->origin)
@@ -650,7 +703,7 @@ static void api_disconnect(hr_http_ctx_t *x)
     else if (!json_is_string(client) || !parse_u64(json_string_value(client), UINT64_MAX, &id))
         fail(x, 400, "bad_request", "client must be a connection id (a decimal string)", NULL);
     else
-        gather_all(x, 2, id);
+        gather_all(x, GATHER_DISCONNECT, id);
     json_decref(root);
 }
 
@@ -675,13 +728,20 @@ void hr_api_handle(hr_http_ctx_t *x, void *data)
         api_disconnect(x);
     else if (IS("channels")) {
         if (want_method(x, "GET"))
-            gather_all(x, 0, 0);
+            gather_all(x, GATHER_CHANNELS, 0);
     } else if (IS("stats")) {
         if (want_method(x, "GET"))
-            gather_all(x, 1, 0);
+            gather_all(x, GATHER_STATS, 0);
     } else if (n > 9 && memcmp(p, "channels/", 9) == 0)
         api_channel(x, p + 9, n - 9);
     else
         fail(x, 404, "not_found", "no such API endpoint (see docs/api.md)", NULL);
 #undef IS
+}
+
+void hr_api_metrics(hr_http_ctx_t *x, void *data)
+{
+    (void)data;
+    if (want_method(x, "GET"))
+        gather_all(x, GATHER_METRICS, 0);
 }

@@ -82,6 +82,7 @@ int hr_cmd_serve(int argc, char **argv)
         hr_server_add_route(srv, "/broadcast", &hr_proto_broadcast, NULL, NULL) < 0 ||
         hr_server_add_route(srv, "/pubsub", &hr_pubsub_route, NULL, NULL) < 0 ||
         hr_server__add_http(srv, "/healthz", false, hr_api_healthz, NULL) != 0 ||
+        hr_server__add_http(srv, "/metrics", false, hr_api_metrics, NULL) != 0 ||
         hr_server__add_http(srv, "/api/", true, hr_api_handle, NULL) != 0) {
         fprintf(stderr, "herald serve: cannot register endpoints\n");
         hr_server_destroy(srv);
