@@ -304,19 +304,10 @@ static void on_history(void *ctx, const hr_chan_history_result_t *r)
     if (o->since)
         hr_buf_append_str(&out, r->recovered ? ",\"recovered\":true" : ",\"recovered\":false");
     hr_buf_append_str(&out, ",\"messages\":[");
-    for (size_t i = 0; i < r->n; i++) {
-        /* The history reply's items have the message shape: reuse the protocol encoder. */
-        hr_buf_t one;
-        hr_buf_init(&one);
-        if (hr_jp_encode_message(&one, chan, r->items[i].offset, epoch, r->items[i].time_ms,
-                                 r->items[i].data) == 0 &&
-            one.len > 17) {
-            /* drop the leading {"type":"message", so the object starts at "channel" */
-            hr_buf_append_str(&out, i ? ",{" : "{");
-            hr_buf_append(&out, one.data + 18, one.len - 18);
-        }
-        hr_buf_deinit(&one);
-    }
+    /* The items have the shape of the protocol's history items: one encoder for both. */
+    for (size_t i = 0; i < r->n; i++)
+        hr_jp_encode_ok_history_item(&out, chan, r->items[i].offset, epoch, r->items[i].time_ms,
+                                     r->items[i].data);
     hr_buf_append_str(&out, "]}");
     hr_http_reply_token(o->tok, 200, JSON_TYPE, out.data, out.len, NULL);
     hr_buf_deinit(&out);
