@@ -15,6 +15,7 @@
 #include "herald/error.h"
 #include "proto/json_proto.h"
 #include "server/channels.h"
+#include "server/stomp.h"
 
 #define MAX_BROADCAST 100
 #define JSON_TYPE "application/json"
@@ -698,6 +699,74 @@ static void api_disconnect(hr_http_ctx_t *x)
     json_decref(root);
 }
 
+/* ---------------------------------------------------------------- STOMP destinations */
+
+static void on_stomp_sent(void *ctx, int err, const char *errmsg)
+{
+    hr_http_token_t *t = ctx;
+    if (err == HR_ENOBUFS)
+        fail_later(*t, 503, "limit_exceeded", errmsg);
+    else if (err)
+        fail_later(*t, 500, "internal", errmsg);
+    else
+        hr_http_reply_token(*t, 202, JSON_TYPE, "{\"ok\":true}", 11, NULL);
+    hr_free(t);
+}
+
+/* POST /api/stomp/send {"destination", "body", "content-type", "headers"}: a backend's
+ * convertAndSend / convertAndSendToUser (docs/stomp.md). */
+static void api_stomp_send(hr_http_ctx_t *x)
+{
+    if (!want_method(x, "POST"))
+        return;
+    json_t *root = parse_body(x);
+    if (!root)
+        return;
+    json_t *jd = json_object_get(root, "destination"), *jb = json_object_get(root, "body");
+    json_t *jc = json_object_get(root, "content-type"), *jh = json_object_get(root, "headers");
+    char *text = NULL;
+    const char *body = "", *ctype = jc ? json_string_value(jc) : NULL;
+    size_t blen = 0;
+    if (!json_is_string(jd) || (jc && !json_is_string(jc)) || (jh && !json_is_object(jh))) {
+        fail(x, 400, "bad_request",
+             "destination (and content-type) must be strings, headers an object of strings", NULL);
+        json_decref(root);
+        return;
+    }
+    if (json_is_string(jb)) {
+        body = json_string_value(jb);
+        blen = json_string_length(jb);
+    } else if (jb && !json_is_null(jb)) {
+        text = json_dumps(jb, JSON_ENCODE_ANY | JSON_COMPACT);
+        body = text ? text : "";
+        blen = text ? strlen(text) : 0;
+        if (!ctype)
+            ctype = "application/json";
+    }
+    hr_stomp_header_t h[64];
+    size_t n = hr_stomp_headers_from_json(jh, h, 64);
+    hr_http_token_t *t = hr_malloc(sizeof(*t));
+    const char *err = "out of memory";
+    int rc = HR_ENOMEM;
+    if (t) {
+        *t = hr_http_defer(x);
+        rc = hr_stomp_route(conn_shard(x->c), json_string_value(jd), json_string_length(jd), ctype,
+                            ctype ? strlen(ctype) : 0, h, n, body, blen, false, on_stomp_sent, t,
+                            &err);
+    }
+    if (rc) {
+        if (t) {
+            fail_later(*t, rc == HR_ENOMEM ? 500 : 400,
+                       rc == HR_ENOMEM ? "internal" : "bad_request", err);
+            hr_free(t);
+        } else {
+            fail(x, 500, "internal", err, NULL);
+        }
+    }
+    free(text);
+    json_decref(root);
+}
+
 /* ---------------------------------------------------------------- routing */
 
 void hr_api_handle(hr_http_ctx_t *x, void *data)
@@ -717,6 +786,8 @@ void hr_api_handle(hr_http_ctx_t *x, void *data)
         api_broadcast(x);
     else if (IS("disconnect"))
         api_disconnect(x);
+    else if (IS("stomp/send"))
+        api_stomp_send(x);
     else if (IS("channels")) {
         if (want_method(x, "GET"))
             gather_all(x, GATHER_CHANNELS, 0);

@@ -16,6 +16,7 @@ static inline void hr_list_init(hr_list_t *l);
 static inline bool hr_list_empty(const hr_list_t *l);
 static inline bool hr_list_linked(const hr_list_t *n);
 static inline void hr_list_push_back(hr_list_t *head, hr_list_t *n);
+static inline void hr_list_push_front(hr_list_t *head, hr_list_t *n);
 static inline void hr_list_remove(hr_list_t *n);
 
 /* inline definitions */
@@ -41,6 +42,12 @@ static inline void hr_list_push_back(hr_list_t *head, hr_list_t *n)
     n->next = head;
     head->prev->next = n;
     head->prev = n;
+}
+
+/* Inserts n first: before the current first node. */
+static inline void hr_list_push_front(hr_list_t *head, hr_list_t *n)
+{
+    hr_list_push_back(head->next, n);
 }
 
 static inline void hr_list_remove(hr_list_t *n)

@@ -4,18 +4,9 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/hash.h"
 #include "broker/topics.h"
 #include "herald/error.h"
-
-static uint64_t hash_name(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 void hr_topics_init(hr_topics_t *t)
 {
@@ -41,7 +32,7 @@ hr_topic_t *hr_topics_find(const hr_topics_t *t, const char *name, size_t len)
 {
     if (!t->nbuckets)
         return NULL;
-    uint64_t h = hash_name(name, len);
+    uint64_t h = hr_hash_name(name, len);
     for (hr_topic_t *tp = t->buckets[h & (t->nbuckets - 1)]; tp; tp = tp->next)
         if (tp->hash == h && tp->name_len == len && memcmp(tp->name, name, len) == 0)
             return tp;
@@ -90,7 +81,7 @@ int hr_topics_subscribe(hr_topics_t *t, const char *name, size_t len, void *owne
             hr_free(sub);
             return HR_ENOMEM;
         }
-        tp->hash = hash_name(name, len);
+        tp->hash = hr_hash_name(name, len);
         tp->name_len = len;
         memcpy(tp->name, name, len);
         tp->name[len] = 0;
@@ -104,6 +95,7 @@ int hr_topics_subscribe(hr_topics_t *t, const char *name, size_t len, void *owne
     sub->owner = owner;
     sub->last_offset = 0;
     sub->state = 0;
+    sub->kind = 0;
     hr_list_push_back(&tp->subs, &sub->topic_link);
     hr_list_push_back(owner_list, &sub->owner_link);
     return 0;

@@ -29,6 +29,7 @@ typedef struct hr_sub {
     void *owner;
     uint64_t last_offset; /* channels: the last offset delivered to this subscriber */
     uint8_t state;        /* channels: the user's (e.g. pending until recovery answers) */
+    uint8_t kind;         /* what owner is: the user's to set (0 after subscribe) */
 } hr_sub_t;
 
 typedef struct hr_topics {

@@ -12,14 +12,16 @@
 #include "server/channels.h"
 #include "proto/proto.h"
 #include "server/config.h"
+#include "server/stomp.h"
 
 static void usage(FILE *out)
 {
     fputs("usage: herald serve [options]\n"
           "\n"
           "Runs the server: /ws echoes every message, /broadcast sends every message to every\n"
-          "client of /broadcast, /pubsub is the channel protocol (docs/protocol.md), /api/ the\n"
-          "HTTP API for backends (docs/api.md), /healthz the health check.\n"
+          "client of /broadcast, /pubsub is the channel protocol (docs/protocol.md), /stomp is\n"
+          "STOMP 1.0-1.2 on the same channels (docs/stomp.md), /api/ the HTTP API for backends\n"
+          "(docs/api.md), /healthz the health check.\n"
           "\n"
           "options (--name VALUE or --name=VALUE):\n",
           out);
@@ -78,9 +80,14 @@ int hr_cmd_serve(int argc, char **argv)
     }
     srv->namespaces = cfg.namespaces;
     srv->api_key = cfg.api_key ? hr_strdup(cfg.api_key) : NULL;
+    srv->stomp.hb_send_ms = cfg.stomp_heartbeat[0];
+    srv->stomp.hb_recv_ms = cfg.stomp_heartbeat[1];
+    srv->stomp.hb_grace = cfg.stomp_heartbeat_grace;
+    srv->stomp.app_webhook = cfg.app_webhook ? hr_strdup(cfg.app_webhook) : NULL;
     if (hr_server_add_route(srv, "/ws", &hr_proto_echo, NULL, NULL) < 0 ||
         hr_server_add_route(srv, "/broadcast", &hr_proto_broadcast, NULL, NULL) < 0 ||
         hr_server_add_route(srv, "/pubsub", &hr_pubsub_route, NULL, NULL) < 0 ||
+        hr_stomp_add_route(srv, "/stomp", NULL, NULL) < 0 ||
         hr_server__add_http(srv, "/healthz", false, hr_api_healthz, NULL) != 0 ||
         hr_server__add_http(srv, "/metrics", false, hr_api_metrics, NULL) != 0 ||
         hr_server__add_http(srv, "/api/", true, hr_api_handle, NULL) != 0) {
@@ -106,7 +113,7 @@ int hr_cmd_serve(int argc, char **argv)
     printf("herald listening on %s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "",
            hr_server_port(srv));
     fflush(stdout);
-    hr_log_info("herald %s: %d threads, endpoints /ws /broadcast /pubsub /api/ /healthz",
+    hr_log_info("herald %s: %d threads, endpoints /ws /broadcast /pubsub /stomp /api/ /healthz",
                 HR_VERSION_STRING, cfg.server.threads);
     rc = hr_server_run(srv, err, sizeof(err));
     hr_server_destroy(srv);

@@ -14,11 +14,13 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "broker/channel.h"
 #include "herald/error.h"
 #include "proto/json_proto.h"
 #include "server/channels.h"
+#include "server/stomp.h"
 
 #define GC_INTERVAL_MS 1000
 #define HOME_IDLE_MS (10 * 60 * 1000) /* an empty channel keeps its offsets this long */
@@ -29,21 +31,6 @@ typedef struct hist_item {
 } hist_item_t;
 
 /* ---------------------------------------------------------------- homes */
-
-static uint64_t name_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static hr_shard_t *home_shard(hr_server_t *srv, const char *name, size_t len)
-{
-    return &srv->shards[(name_hash(name, len) >> 17) % (uint64_t)srv->nshards];
-}
 
 static void release_item(void *p)
 {
@@ -56,7 +43,7 @@ static hr_chan_home_t *find_home(hr_shard_t *sh, const char *name, size_t len)
 {
     if (!sh->nhome_buckets)
         return NULL;
-    uint64_t h = name_hash(name, len);
+    uint64_t h = hr_hash_name(name, len);
     for (hr_chan_home_t *c = sh->homes[h & (sh->nhome_buckets - 1)]; c; c = c->next)
         if (c->hash == h && c->name_len == len && memcmp(c->name, name, len) == 0)
             return c;
@@ -110,7 +97,7 @@ static hr_chan_home_t *get_home(hr_shard_t *sh, const char *name, size_t len)
         return NULL;
     }
     hr_presence_init(&c->presence);
-    c->hash = name_hash(name, len);
+    c->hash = hr_hash_name(name, len);
     c->name_len = len;
     memcpy(c->name, name, len);
     c->next = sh->homes[c->hash & (sh->nhome_buckets - 1)];
@@ -176,21 +163,15 @@ void hr_channels_shard_deinit(hr_shard_t *sh)
     hr_topics_deinit(&sh->chan_patterns);
 }
 
-/* Runs fn(to, arg) on shard to: directly when that is this shard, else through its inbox. */
-static void run_on(hr_shard_t *self, hr_shard_t *to, hr_inbox_fn fn, void *arg)
-{
-    if (to == self)
-        fn(to, arg);
-    else
-        hr_server__post(to, fn, arg);
-}
-
 /* ---------------------------------------------------------------- delivery */
 
 typedef struct delivery {
     atomic_uint refs;
     hr_frame_t *frame;
-    uint64_t offset; /* 0: a presence event (not in history, not offset-checked) */
+    uint64_t offset;   /* 0: a presence event (not in history, not offset-checked) */
+    uint32_t data_len; /* the data value ends the frame's payload, before the final '}' */
+    char epoch[24];
+    _Atomic(hr_refbuf_t *) stomp[2]; /* STOMP MESSAGE tails, built by the first STOMP reader */
     size_t name_len;
     char name[];
 } delivery_t;
@@ -199,8 +180,24 @@ static void delivery_unref(delivery_t *d)
 {
     if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1) {
         hr_frame_unref(d->frame);
+        hr_refbuf_unref(atomic_load(&d->stomp[0]));
+        hr_refbuf_unref(atomic_load(&d->stomp[1]));
         hr_free(d);
     }
+}
+
+/* The STOMP view of a delivery. */
+static hr_chan_msg_t chan_msg(delivery_t *d)
+{
+    const hr_frame_t *f = d->frame;
+    const char *payload = (const char *)f->plain->data + f->hdr_len;
+    hr_chan_msg_t m = {.name = d->name,
+                       .name_len = d->name_len,
+                       .offset = d->offset,
+                       .epoch = d->epoch,
+                       .data = hr_slice(payload + f->payload_len - 1 - d->data_len, d->data_len),
+                       .stomp = d->stomp};
+    return m;
 }
 
 typedef struct pattern_walk {
@@ -216,9 +213,11 @@ static void collect_patterns(hr_topic_t *tp, void *ctx)
         w->hits[w->n++] = tp;
 }
 
-static void send_to_topic(hr_topic_t *tp, const delivery_t *d, bool check_offsets,
+static void send_to_topic(hr_topic_t *tp, delivery_t *d, bool check_offsets,
                           hr_slow_policy_t policy)
 {
+    hr_chan_msg_t m;
+    bool have_m = false;
     /* A slow consumer is only marked closing here; its subscriptions stay until it is
      * freed, so the list does not change under this walk. */
     for (hr_list_t *n = tp->subs.next; n != &tp->subs; n = n->next) {
@@ -227,6 +226,16 @@ static void send_to_topic(hr_topic_t *tp, const delivery_t *d, bool check_offset
             if (sub->state != HR_SUB_LIVE || d->offset <= sub->last_offset)
                 continue;
             sub->last_offset = d->offset;
+        }
+        if (sub->kind == HR_SUB_STOMP) {
+            if (!d->offset)
+                continue; /* presence events are for the JSON protocol */
+            if (!have_m) {
+                m = chan_msg(d);
+                have_m = true;
+            }
+            hr_stomp_session_channel_deliver(sub, &m, policy);
+            continue;
         }
         hr_session_deliver(sub->owner, d->frame, policy);
     }
@@ -252,7 +261,8 @@ static void deliver_here(void *ctx, void *arg)
 }
 
 /* From the home: one frame to every shard's subscribers of the channel. */
-static void fan_out(hr_shard_t *home, const hr_chan_home_t *c, hr_frame_t *frame, uint64_t offset)
+static void fan_out(hr_shard_t *home, const hr_chan_home_t *c, hr_frame_t *frame, uint64_t offset,
+                    uint32_t data_len)
 {
     hr_server_t *srv = home->srv;
     delivery_t *d = hr_malloc(sizeof(*d) + c->name_len + 1);
@@ -263,10 +273,14 @@ static void fan_out(hr_shard_t *home, const hr_chan_home_t *c, hr_frame_t *frame
     atomic_init(&d->refs, (unsigned)srv->nshards);
     d->frame = frame;
     d->offset = offset;
+    d->data_len = data_len;
+    snprintf(d->epoch, sizeof(d->epoch), "%s", c->history.epoch);
+    atomic_init(&d->stomp[0], NULL);
+    atomic_init(&d->stomp[1], NULL);
     d->name_len = c->name_len;
     memcpy(d->name, c->name, c->name_len + 1);
     for (int i = 0; i < srv->nshards; i++)
-        run_on(home, &srv->shards[i], deliver_here, d);
+        hr_server__run_on(home, &srv->shards[i], deliver_here, d);
 }
 
 /* ---------------------------------------------------------------- publish */
@@ -314,9 +328,9 @@ static void pub_at_home(void *ctx, void *arg)
         c->last_used_ms = sh->loop.now_ms;
         r->offset = hr_history_append(&c->history, it, now);
         snprintf(r->epoch, sizeof(r->epoch), "%s", c->history.epoch);
-        fan_out(sh, c, f, r->offset);
+        fan_out(sh, c, f, r->offset, (uint32_t)r->data_len);
     }
-    run_on(sh, r->from, pub_reply, r);
+    hr_server__run_on(sh, r->from, pub_reply, r);
 }
 
 int hr_channels_publish(hr_shard_t *sh, const char *name, size_t len, const char *data, size_t dlen,
@@ -330,7 +344,7 @@ int hr_channels_publish(hr_shard_t *sh, const char *name, size_t len, const char
     r->buf[len] = 0;
     memcpy(r->buf + len + 1, data, dlen);
     r->buf[len + 1 + dlen] = 0;
-    run_on(sh, home_shard(sh->srv, name, len), pub_at_home, r);
+    hr_server__run_on(sh, hr_server__home(sh->srv, name, len), pub_at_home, r);
     return 0;
 }
 
@@ -349,7 +363,7 @@ static void presence_event(hr_shard_t *home, const hr_chan_home_t *c, hr_jp_pres
         return;
     hr_frame_t *f = hr_frame_create(out->data, out->len, false);
     if (f)
-        fan_out(home, c, f, 0);
+        fan_out(home, c, f, 0, 0);
 }
 
 /* ---------------------------------------------------------------- subscribe */
@@ -391,7 +405,7 @@ static void sub_at_home(void *ctx, void *arg)
     hr_chan_home_t *c = get_home(sh, r->name, r->name_len);
     if (!c) {
         r->res.err = HR_ENOMEM;
-        run_on(sh, r->from, sub_reply, r);
+        hr_server__run_on(sh, r->from, sub_reply, r);
         return;
     }
     c->last_used_ms = sh->loop.now_ms;
@@ -420,7 +434,7 @@ static void sub_at_home(void *ctx, void *arg)
     if (c->ns->presence &&
         hr_presence_add(&c->presence, r->client, r->user[0] ? r->user : NULL) == 1)
         presence_event(sh, c, HR_JP_JOIN, r->client, r->user[0] ? r->user : NULL);
-    run_on(sh, r->from, sub_reply, r);
+    hr_server__run_on(sh, r->from, sub_reply, r);
 }
 
 int hr_channels_subscribe(hr_shard_t *sh, hr_sub_t *sub, bool since, uint64_t since_offset,
@@ -443,7 +457,7 @@ int hr_channels_subscribe(hr_shard_t *sh, hr_sub_t *sub, bool since, uint64_t si
         snprintf(r->user, sizeof(r->user), "%s", user);
     r->name_len = tp->name_len;
     memcpy(r->name, tp->name, tp->name_len + 1);
-    run_on(sh, home_shard(sh->srv, tp->name, tp->name_len), sub_at_home, r);
+    hr_server__run_on(sh, hr_server__home(sh->srv, tp->name, tp->name_len), sub_at_home, r);
     return 0;
 }
 
@@ -481,10 +495,10 @@ void hr_channels_unsubscribe(hr_shard_t *sh, hr_sub_t *sub, uint64_t client)
         r->name_len = tp->name_len;
         memcpy(r->name, tp->name, tp->name_len + 1);
     }
-    hr_shard_t *home = r ? home_shard(sh->srv, tp->name, tp->name_len) : NULL;
+    hr_shard_t *home = r ? hr_server__home(sh->srv, tp->name, tp->name_len) : NULL;
     hr_topics_remove(sub->table, sub);
     if (r)
-        run_on(sh, home, leave_at_home, r);
+        hr_server__run_on(sh, home, leave_at_home, r);
 }
 
 /* ---------------------------------------------------------------- history */
@@ -520,7 +534,7 @@ static void hist_at_home(void *ctx, void *arg)
         /* Nothing was ever published here (or the channel was forgotten): no epoch to
          * recover against, so say so rather than answer with an empty one. */
         r->res.err = HR_ENOENT;
-        run_on(sh, r->from, hist_reply, r);
+        hr_server__run_on(sh, r->from, hist_reply, r);
         return;
     }
     hr_history_expire(&c->history, hr_loop_wall_ms());
@@ -556,7 +570,7 @@ static void hist_at_home(void *ctx, void *arg)
         r->res.frames[i] = hr_frame_ref(it->frame);
     }
     r->res.n = range.count;
-    run_on(sh, r->from, hist_reply, r);
+    hr_server__run_on(sh, r->from, hist_reply, r);
 }
 
 int hr_channels_history(hr_shard_t *sh, const char *name, size_t len, bool since,
@@ -577,7 +591,7 @@ int hr_channels_history(hr_shard_t *sh, const char *name, size_t len, bool since
     r->name_len = len;
     memcpy(r->name, name, len);
     r->name[len] = 0;
-    run_on(sh, home_shard(sh->srv, name, len), hist_at_home, r);
+    hr_server__run_on(sh, hr_server__home(sh->srv, name, len), hist_at_home, r);
     return 0;
 }
 
@@ -630,7 +644,7 @@ static void pres_at_home(void *ctx, void *arg)
         else
             r->res.err = HR_ENOMEM;
     }
-    run_on(sh, r->from, pres_reply, r);
+    hr_server__run_on(sh, r->from, pres_reply, r);
 }
 
 int hr_channels_presence(hr_shard_t *sh, const char *name, size_t len, hr_chan_presence_cb cb,
@@ -644,6 +658,6 @@ int hr_channels_presence(hr_shard_t *sh, const char *name, size_t len, hr_chan_p
     r->ctx = ctx;
     r->name_len = len;
     memcpy(r->name, name, len);
-    run_on(sh, home_shard(sh->srv, name, len), pres_at_home, r);
+    hr_server__run_on(sh, hr_server__home(sh->srv, name, len), pres_at_home, r);
     return 0;
 }

@@ -25,6 +25,17 @@ typedef struct hr_chan_home {
 } hr_chan_home_t;
 
 enum { HR_SUB_PENDING = 1, HR_SUB_LIVE = 2 }; /* hr_sub_t.state for channel subscriptions */
+enum { HR_SUB_CONN = 0, HR_SUB_STOMP = 1 };   /* hr_sub_t.kind: owner is a conn or a STOMP sub */
+
+/* A channel message as a STOMP subscription sees it (stomp.c builds its frames). */
+typedef struct hr_chan_msg {
+    const char *name;
+    size_t name_len;
+    uint64_t offset;
+    const char *epoch;
+    hr_slice_t data;               /* the JSON value */
+    _Atomic(hr_refbuf_t *) *stomp; /* [2]: the shared MESSAGE tail for 1.0 and for 1.1/1.2 */
+} hr_chan_msg_t;
 
 /* Results, delivered on the requesting shard. */
 typedef void (*hr_chan_publish_cb)(void *ctx, int err, uint64_t offset, const char *epoch);

@@ -20,7 +20,9 @@ typedef enum opt_type {
     T_FLAG,
     T_STRING,
     T_LEVEL,
-    T_NAMESPACE
+    T_NAMESPACE,
+    T_MS_PAIR, /* "A,B" milliseconds */
+    T_NUMBER   /* a decimal number (double) */
 } opt_type_t;
 
 typedef struct opt_row {
@@ -63,6 +65,13 @@ static const opt_row_t rows[] = {
      "slow=disconnect|drop-oldest|drop-newest' (defaults: history=100,ttl=300,publish=on)"},
     {"api-key", T_STRING, offsetof(hr_config_t, api_key), 0, 0, 0, "none",
      "key required on /api/ requests (Authorization: Bearer KEY or X-API-Key: KEY)"},
+    {"stomp-heartbeat", T_MS_PAIR, offsetof(hr_config_t, stomp_heartbeat), 0, 0, 86400000,
+     "10000,10000",
+     "STOMP heart-beats in ms: SEND (how often Herald can send), RECV (how often it wants one)"},
+    {"stomp-heartbeat-grace", T_NUMBER, offsetof(hr_config_t, stomp_heartbeat_grace), 0, 1, 1000,
+     "3", "STOMP: heart-beat periods without a byte before a session is closed"},
+    {"app-webhook", T_STRING, offsetof(hr_config_t, app_webhook), 0, 0, 0, "none",
+     "URL that STOMP SENDs to /app/... are POSTed to (docs/stomp.md)"},
     {"log-level", T_LEVEL, offsetof(hr_config_t, log_level), sizeof(int), 0, 0, "info",
      "error, warn, info or debug"},
 };
@@ -77,6 +86,8 @@ void hr_config_init(hr_config_t *cfg)
     cfg->server.handle_signals = true;
     strcpy(cfg->listen, "127.0.0.1:8080");
     cfg->log_level = HR_LOG_INFO;
+    cfg->stomp_heartbeat[0] = cfg->stomp_heartbeat[1] = 10000;
+    cfg->stomp_heartbeat_grace = 3;
 }
 
 static const opt_row_t *find(const char *name)
@@ -218,6 +229,31 @@ int hr_config_set(hr_config_t *cfg, const char *name, const char *value, char *e
             return bad(err, errlen, r, value, why);
         }
         store_uint(field, r->width, v * mul);
+        return 0;
+    }
+    case T_MS_PAIR: {
+        uint32_t *pair = field;
+        errno = 0;
+        unsigned long a = strtoul(value, &end, 10), b = 0;
+        bool ok =
+            value[0] >= '0' && value[0] <= '9' && *end == ',' && end[1] >= '0' && end[1] <= '9';
+        if (ok)
+            b = strtoul(end + 1, &end, 10);
+        if (!ok || errno || *end || a > r->max || b > r->max)
+            return bad(err, errlen, r, value, "expected two millisecond counts: SEND,RECV");
+        pair[0] = (uint32_t)a;
+        pair[1] = (uint32_t)b;
+        return 0;
+    }
+    case T_NUMBER: {
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || *end || end == value || !(v >= r->min && v <= r->max)) {
+            char why[64];
+            snprintf(why, sizeof(why), "expected a number from %g to %g", r->min, r->max);
+            return bad(err, errlen, r, value, why);
+        }
+        *(double *)field = v;
         return 0;
     }
     case T_SECONDS: {

@@ -14,8 +14,11 @@
 
 typedef struct hr_config {
     hr_server_options_t server;
-    hr_namespaces_t namespaces; /* --namespace, in the order given */
-    const char *api_key;        /* --api-key: required on /api/ requests when set */
+    hr_namespaces_t namespaces;   /* --namespace, in the order given */
+    const char *api_key;          /* --api-key: required on /api/ requests when set */
+    uint32_t stomp_heartbeat[2];  /* --stomp-heartbeat SEND,RECV (ms) */
+    double stomp_heartbeat_grace; /* --stomp-heartbeat-grace */
+    const char *app_webhook;      /* --app-webhook URL */
     char listen[256];
     int log_level; /* hr_log_level_t */
 } hr_config_t;

@@ -19,10 +19,12 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "proto/json_proto.h"
 #include "server/channels.h"
 #include "server/server.h"
+#include "server/stomp.h"
 #include "ws/ws_frame.h"
 
 #define INBOX_CAPACITY 16384
@@ -125,6 +127,7 @@ static int shard_init(hr_server_t *srv, hr_shard_t *sh, int index)
     hr_topics_init(&sh->topics);
     hr_buf_init(&sh->scratch);
     hr_buf_init(&sh->zscratch);
+    hr_buf_init(&sh->dscratch);
     int rc = hr_loop_init(&sh->loop, INBOX_CAPACITY);
     if (rc)
         return rc;
@@ -137,11 +140,13 @@ static int shard_init(hr_server_t *srv, hr_shard_t *sh, int index)
         return rc;
     }
     sh->sock.linger_ms = 2000;
-    return hr_channels_shard_init(sh);
+    rc = hr_channels_shard_init(sh);
+    return rc ? rc : hr_stomp_shard_init(sh);
 }
 
 static void shard_deinit(hr_shard_t *sh)
 {
+    hr_stomp_shard_deinit(sh);
     hr_channels_shard_deinit(sh);
     while (!hr_list_empty(&sh->user_timers)) {
         hr_timer_handle_t *h = hr_list_entry(sh->user_timers.next, hr_timer_handle_t, link);
@@ -158,6 +163,7 @@ static void shard_deinit(hr_shard_t *sh)
     hr_deflate_stream_deinit(&sh->deflate_shared);
     hr_buf_deinit(&sh->scratch);
     hr_buf_deinit(&sh->zscratch);
+    hr_buf_deinit(&sh->dscratch);
     hr_pool_deinit(&sh->conn_pool);
 }
 
@@ -173,6 +179,9 @@ hr_server_t *hr_server_create(const hr_server_options_t *opts, char *err, size_t
         return NULL;
     }
     s->opt = *opts;
+    s->stomp.hb_send_ms = 10000;
+    s->stomp.hb_recv_ms = 10000;
+    s->stomp.hb_grace = 3;
     s->host = hr_strdup(opts->host ? opts->host : "127.0.0.1");
     s->opt.host = s->host;
     s->opt.allowed_origins = NULL;
@@ -376,6 +385,19 @@ void hr_server__post(hr_shard_t *to, hr_inbox_fn fn, void *arg)
         hr_log_warn("shard %d stopped: a cross-thread request was dropped", to->index);
 }
 
+void hr_server__run_on(hr_shard_t *self, hr_shard_t *to, hr_inbox_fn fn, void *arg)
+{
+    if (to == self)
+        fn(to, arg);
+    else
+        hr_server__post(to, fn, arg);
+}
+
+hr_shard_t *hr_server__home(hr_server_t *srv, const char *name, size_t len)
+{
+    return &srv->shards[(hr_hash_name(name, len) >> 17) % (uint64_t)srv->nshards];
+}
+
 int hr_server_start(hr_server_t *s, char *err, size_t errlen)
 {
     if (s->started) {
@@ -497,6 +519,7 @@ void hr_server_destroy(hr_server_t *s)
         hr_free(s->origins[i]);
     hr_free(s->origins);
     hr_free(s->api_key);
+    hr_free(s->stomp.app_webhook);
     hr_free(s->host);
     hr_free(s);
 }

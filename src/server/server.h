@@ -15,6 +15,7 @@
 #include "broker/presence.h"
 #include "broker/topics.h"
 #include "herald.h"
+#include "herald/stomp.h"
 #include "loop/loop.h"
 #include "net/sock.h"
 #include "proto/frame_cache.h"
@@ -26,6 +27,15 @@
 #define HR_MAX_SUBPROTOCOLS 8
 
 typedef struct hr_shard hr_shard_t;
+
+/* STOMP settings, server-wide (docs/stomp.md). */
+typedef struct hr_stomp_config {
+    uint32_t hb_send_ms, hb_recv_ms; /* --stomp-heartbeat SEND,RECV */
+    double hb_grace;                 /* --stomp-heartbeat-grace: periods without a byte */
+    char *app_webhook;               /* --app-webhook URL, or NULL */
+    hr_stomp_app_fn app_fn;          /* embedder's /app handler, or NULL */
+    void *app_data;
+} hr_stomp_config_t;
 
 typedef struct hr_route {
     char *path;
@@ -127,14 +137,16 @@ struct hr_shard {
     hr_list_t route_conns[HR_MAX_ROUTES];
     hr_topics_t topics;
     hr_deflate_stream_t inflate_shared, deflate_shared;
-    hr_buf_t scratch;            /* inflated messages */
-    hr_buf_t zscratch;           /* compressed output */
+    hr_buf_t scratch;  /* inflated messages */
+    hr_buf_t zscratch; /* compressed output of shared frames; replies built by protocols */
+    hr_buf_t dscratch; /* compressed output of hr_conn_send */
     struct hr_chan_home **homes; /* channels whose home is this shard (channels.c) */
     size_t nhome_buckets, nhomes;
     hr_topics_t chan_subs;     /* local channel subscriptions by exact name */
     hr_topics_t chan_patterns; /* local pattern subscriptions by pattern */
     hr_timer_t chan_timer;
-    hr_http_ctx_t *http_current; /* the plain HTTP request whose handler is running */
+    hr_http_ctx_t *http_current;  /* the plain HTTP request whose handler is running */
+    struct hr_stomp_shard *stomp; /* STOMP queues and user destinations (stomp_broker.c) */
     hr_timer_t stop_timer;
     hr_list_t user_timers; /* hr_timer_handle_t, freed at deinit if still armed */
     bool stopping;
@@ -155,6 +167,7 @@ struct hr_server {
     size_t max_body; /* plain HTTP request bodies (413 above) */
     hr_namespaces_t namespaces;
     char *api_key; /* NULL: the API is open (loopback deployments, tests) */
+    hr_stomp_config_t stomp;
     int nshards;
     hr_shard_t *shards;
     uint16_t port;
@@ -187,6 +200,12 @@ int hr_server__add_http(hr_server_t *s, const char *path, bool prefix, hr_http_h
  * post is dropped if that worker has already stopped). */
 void hr_server__post(hr_shard_t *to, hr_inbox_fn fn, void *arg);
 
+/* server.c: runs fn(to, arg) on shard to: directly when to is self, else through its
+ * inbox. */
+void hr_server__run_on(hr_shard_t *self, hr_shard_t *to, hr_inbox_fn fn, void *arg);
+/* The shard that owns a name (a channel's or a queue's home). */
+hr_shard_t *hr_server__home(hr_server_t *srv, const char *name, size_t len);
+
 /* server.c */
 hr_shard_t *hr_server__current_shard(void);
 /* session.c: a new accepted connection on shard sh. */
@@ -197,6 +216,11 @@ void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f);
  * client is closed with 1008 (disconnect), or this frame (drop-newest) or the queued
  * backlog (drop-oldest) is dropped and counted. */
 void hr_session_deliver(hr_conn_t *c, hr_frame_t *f, hr_slow_policy_t policy);
+/* session.c: as hr_session_deliver, for a frame of a private head (copied) and a shared
+ * tail (referenced), sent uncompressed: a STOMP MESSAGE whose subscription header is the
+ * subscriber's own. */
+void hr_session_deliver_parts(hr_conn_t *c, bool binary, const void *head, size_t hlen,
+                              hr_refbuf_t *tail, hr_slow_policy_t policy);
 /* session.c: graceful shutdown of one connection (close 1001). */
 void hr_session_shutdown(hr_conn_t *c);
 

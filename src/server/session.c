@@ -212,13 +212,14 @@ int hr_conn_send(hr_conn_t *c, const void *data, size_t len, bool binary)
         s = c->dfl->own_deflate = hr_calloc(1, sizeof(*s));
     if (!s)
         return HR_ENOMEM;
-    sh->zscratch.len = 0;
+    /* Not zscratch: callers build their messages there. */
+    sh->dscratch.len = 0;
     int rc = hr_deflate_compress(s, &sh->srv->deflate, c->dfl->p.server_max_window_bits, !takeover,
-                                 data, len, &sh->zscratch);
+                                 data, len, &sh->dscratch);
     if (rc == 0)
-        rc = send_own(c, op, true, sh->zscratch.data, sh->zscratch.len);
-    if (sh->zscratch.cap > (1u << 20))
-        hr_buf_deinit(&sh->zscratch);
+        rc = send_own(c, op, true, sh->dscratch.data, sh->dscratch.len);
+    if (sh->dscratch.cap > (1u << 20))
+        hr_buf_deinit(&sh->dscratch);
     return rc;
 }
 
@@ -227,25 +228,46 @@ void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f)
     hr_session_deliver(c, f, HR_SLOW_DISCONNECT);
 }
 
-void hr_session_deliver(hr_conn_t *c, hr_frame_t *f, hr_slow_policy_t policy)
+/* Whether one more shared frame may be queued for c under policy (see hr_session_deliver). */
+static bool admit(hr_conn_t *c, hr_slow_policy_t policy)
 {
     if (c->phase != HR_PHASE_OPEN)
-        return;
+        return false;
     if (hr_outq_backlog(&c->sock.outq) > conn_shard(c)->srv->opt.max_backlog) {
         hr_shard_t *sh = conn_shard(c);
         if (policy == HR_SLOW_DISCONNECT) {
             drop_slow(c);
-            return;
+            return false;
         }
         /* The client keeps its connection and sees the loss as a gap in the offsets. */
         if (policy == HR_SLOW_DROP_NEWEST) {
             sh->stats.dropped_messages++;
-            return;
+            return false;
         }
         uint32_t before = c->sock.outq.count;
         hr_outq_drop_unstarted(&c->sock.outq); /* drop-oldest: the queued backlog goes */
         sh->stats.dropped_messages += before - c->sock.outq.count;
     }
+    return true;
+}
+
+void hr_session_deliver_parts(hr_conn_t *c, bool binary, const void *head, size_t hlen,
+                              hr_refbuf_t *tail, hr_slow_policy_t policy)
+{
+    if (!admit(c, policy))
+        return;
+    uint8_t hdr[HR_WS_FRAME_HEADER_MAX];
+    size_t hl = hr_ws_frame_encode_header(hdr, true, 0, binary ? HR_WS_OP_BINARY : HR_WS_OP_TEXT,
+                                          hlen + tail->len, NULL);
+    if (hr_sock_write_parts(&c->sock, hdr, hl, head, hlen) == 0 &&
+        hr_sock_write(&c->sock, hr_refbuf_ref(tail), 0, tail->len) == 0)
+        conn_shard(c)->stats.messages_out++;
+}
+
+void hr_session_deliver(hr_conn_t *c, hr_frame_t *f, hr_slow_policy_t policy)
+{
+    if (!admit(c, policy))
+        return;
     hr_refbuf_t *rb = NULL;
     /* The shared compressed variant is made without context and with a 15-bit window:
      * any peer that did not limit our window can inflate it. A peer with context

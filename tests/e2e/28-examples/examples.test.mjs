@@ -121,3 +121,43 @@ test('example_order_status pushes only the subscribed order, from any thread', {
   a.close(); b.close();
   assert.equal(await ex.stop(), 0);
 });
+
+test('example_stomp_app answers /app SENDs from its C callback', { skip: !dir }, async () => {
+  const ex = await startExample('stomp_app');
+  const url = `ws://127.0.0.1:${ex.port}/stomp`;
+  const a = await open(url, ['v12.stomp']);
+  const b = await open(url, ['v12.stomp']);
+  const frame = (cmd, headers, body = '') =>
+    `${cmd}\n${Object.entries(headers).map(([k, v]) => `${k}:${v}`).join('\n')}\n\n${body}\0`;
+  const body = (f) => f.slice(f.indexOf('\n\n') + 2, f.lastIndexOf('\0'));
+  const header = (f, name) => (new RegExp(`\\n${name}:([^\\n]*)`).exec(f) || [])[1];
+  a.send(frame('CONNECT', { 'accept-version': '1.2', host: 'x', login: 'ada' }));
+  assert.match(await a.next(), /^CONNECTED\n/);
+  b.send(frame('CONNECT', { 'accept-version': '1.2', host: 'x', login: 'bob' }));
+  assert.match(await b.next(), /^CONNECTED\n/);
+  for (const [ws, r] of [[a, 'a'], [b, 'b']]) {
+    ws.send(frame('SUBSCRIBE', { id: 'g', destination: '/topic/greetings', receipt: `${r}1` }));
+    assert.equal(header(await ws.next(), 'receipt-id'), `${r}1`);
+    ws.send(frame('SUBSCRIBE', { id: 'r', destination: '/user/queue/reply', receipt: `${r}2` }));
+    assert.equal(header(await ws.next(), 'receipt-id'), `${r}2`);
+  }
+  a.send(frame('SEND', { destination: '/app/greet' }, 'Ada'));
+  for (const ws of [a, b]) {
+    const m = await ws.next();
+    assert.match(m, /^MESSAGE\n/);
+    assert.equal(header(m, 'destination'), '/topic/greetings');
+    assert.equal(body(m), 'Hello, Ada!');
+  }
+  // the reply goes to the sender's user only: b's next frame is its own receipt
+  a.send(frame('SEND', { destination: '/app/reverse' }, 'stressed'));
+  const r = await a.next();
+  assert.equal(header(r, 'destination'), '/user/queue/reply');
+  assert.equal(body(r), 'desserts');
+  b.send(frame('SEND', { destination: '/app/nothing-here', receipt: 'x9' }));
+  const e = await b.next();
+  assert.match(e, /^ERROR\n/);
+  assert.equal(header(e, 'message'), 'no handler for /app/nothing-here');
+  assert.equal(header(e, 'receipt-id'), 'x9');
+  a.close();
+  assert.equal(await ex.stop(), 0);
+});
