@@ -122,7 +122,7 @@ def summarize(mode, recs):
     if mode == "echo":
         tput = [num(r["kv"], "msgs_per_s") for r in ok]
         s["mbps"] = median(num(r["kv"], "mb_per_s") for r in ok)
-    elif mode in ("broadcast", "pubsub"):
+    elif mode in ("broadcast", "pubsub", "stomp"):
         tput = [num(r["kv"], "deliveries_per_s") for r in ok]
         s["sent_per_s"] = median(
             (num(r["kv"], "sent") or 0) / num(r["kv"], "duration_s") if num(r["kv"], "duration_s") else None for r in ok)
@@ -197,7 +197,7 @@ def main():
         rid, mode = row["id"], row["mode"]
         for sv in servers:
             sums[(rid, sv)] = summarize(mode, runs.get((rid, sv), []))
-        loaded = mode == "echo" or (mode in ("broadcast", "pubsub") and "--rate 0" in row["cmd"])
+        loaded = mode == "echo" or (mode in ("broadcast", "pubsub", "stomp") and "--rate 0" in row["cmd"])
         rated = mode == "broadcast" and not loaded
         h = sums.get((rid, "herald"), {})
         w(f"## {row['title']} (`{rid}`)")
@@ -233,11 +233,17 @@ def main():
                 w(f"| {NAMES.get(sv, sv)} | {fmt_rate(s['tput'])} | {fmt_rate(s.get('sent_per_s'))} | {cpu_cell(s, loaded)} | "
                   f"{fmt_rate(s['per_cpu'])} | {fmt_us(s['p50'])} | {fmt_us(s['p99'])} | {fmt_num(s.get('lost'))} | "
                   f"{fmt_num(s['errors'])} | {rr} |")
-        elif mode == "pubsub":
+        elif mode in ("pubsub", "stomp"):
             # Herald only: the peers have no channels, so there is nothing to compare with.
-            w("Herald only (the peers have no channels). Latency is publish to delivery: from the "
-              "publisher's send (the HTTP request, or the /pubsub publish frame) to each subscriber's "
-              "receipt of the `message` frame.")
+            if mode == "pubsub":
+                w("Herald only (the peers have no channels). Latency is publish to delivery: from the "
+                  "publisher's send (the HTTP request, or the /pubsub publish frame) to each subscriber's "
+                  "receipt of the `message` frame.")
+            else:
+                w("Herald only (the peers have no STOMP broker). The same channel fan-out as the pub/sub "
+                  "rows, over STOMP 1.2 on `/stomp`: latency is publish to delivery, from the publisher's "
+                  "`SEND` (or HTTP request) to each subscriber's receipt of the `MESSAGE` frame; "
+                  "out of order counts channel offsets (from `message-id`) that did not follow by one.")
             w("")
             w("| server | deliveries/s | sent/s | server CPU | deliveries per CPU-s | p50 | p99 | lost | out of order | errors |")
             w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -260,6 +266,27 @@ def main():
                 before = "–" if s.get("rss_before") is None else f"{s['rss_before'] / 1024:.1f} MiB"
                 after = "–" if s.get("rss_after") is None else f"{s['rss_after'] / 1024:.1f} MiB"
                 w(f"| {NAMES.get(sv, sv)} | {before} | {after} | {fmt_num(s.get('rss'))} B | {fmt_num(s['errors'])} | {rr} |")
+        w("")
+
+    # STOMP next to the raw broadcast and the /pubsub figures of the same run.
+    fan = [(rid, label) for rid, label in (
+        ("cast-10k", "broadcast (`/broadcast`), as fast as possible"),
+        ("pubsub-10k-max", "pub/sub (`/pubsub` publisher), as fast as possible"),
+        ("stomp-10k-max", "STOMP (`SEND` publisher), as fast as possible"),
+        ("pubsub-10k-api-r10", "pub/sub (`POST /api/publish`), 10 msgs/s"),
+        ("stomp-10k-r10", "STOMP (`SEND` publisher), 10 msgs/s"),
+    ) if any(row["id"] == rid for row in meta["rows"]) and sums.get((rid, "herald"), {}).get("ok")]
+    if any(rid.startswith("stomp-") for rid, _ in fan):
+        w("## Herald fan-out to one channel: raw broadcast, pub/sub and STOMP")
+        w("")
+        w("The Herald figures of the rows above side by side (the same subscriber count in each).")
+        w("")
+        w("| row | scenario | deliveries/s | server CPU | deliveries per CPU-s | p50 | p99 | lost | errors |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for rid, label in fan:
+            s = sums[(rid, "herald")]
+            w(f"| `{rid}` | {label} | {fmt_rate(s['tput'])} | {cpu_cell(s, False)} | {fmt_rate(s['per_cpu'])} | "
+              f"{fmt_us(s['p50'])} | {fmt_us(s['p99'])} | {fmt_num(s.get('lost'))} | {fmt_num(s['errors'])} |")
         w("")
 
     w("## Targets")
@@ -309,7 +336,7 @@ def main():
       f"{fmt_ratio(ratio(hr, REF_IDLE))} |")
     w("")
     if quick:
-        w("QUICK run: 2 s, 1 run and a tenth of the broadcast/idle/pub-sub connections; the counts in the "
+        w("QUICK run: 2 s, 1 run and a tenth of the broadcast/idle/pub-sub/STOMP connections; the counts in the "
           "row titles are the ones used, and the targets table compares rows that are smaller than "
           "the targets assume.")
         w("")

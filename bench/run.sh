@@ -8,12 +8,13 @@
 # Environment (defaults in brackets):
 #   BENCH_SECONDS [10]   measured seconds per run        BENCH_WARMUP [1]   warm-up seconds
 #   BENCH_RUNS [3]       runs per row and server (median is reported)
-#   BENCH_QUICK [0]      1: 2 s, 1 run, broadcast/idle/pubsub counts divided by 10
+#   BENCH_QUICK [0]      1: 2 s, 1 run, broadcast/idle/pubsub/stomp counts divided by 10
 #   BENCH_SERVERS ["herald lws netty node-ws"]   subset/order of servers
 #   BENCH_ROWS [all]     subset of row ids (echo-p1 echo-p16 echo-64k cast-1k cast-10k
 #                        cast-10k-r100 cast-10k-r10 idle-10k pubsub-10k-api-r10
-#                        pubsub-10k-max), space separated; the pubsub rows run on herald
-#                        only (the peers have no channels)
+#                        pubsub-10k-max stomp-10k-r10 stomp-10k-max), space separated; the
+#                        pubsub and stomp rows run on herald only (the peers have no
+#                        channels)
 #   BENCH_SERVER_CPU [0] BENCH_CLIENT_CPU [1]   CPUs for taskset
 #   BENCH_SOURCE_ADDRS [127.0.0.2-127.0.0.9]    --source-addrs for rows with >= 1000 connections
 #                                               (empty: never)
@@ -198,7 +199,7 @@ now_ns() { date +%s%N; }
 # ---------------------------------------------------------------- the matrix
 # id | title | mode | path | conns | bench options (besides -c, -d, --warmup, URL)
 n_cast_small=$((1000 / scale)) n_cast_big=$((10000 / scale)) n_idle=$((10000 / scale))
-n_pubsub=$((10000 / scale))
+n_pubsub=$((10000 / scale)) n_stomp=$((10000 / scale))
 matrix=(
   "echo-p1|Echo, 100 connections, 1 in flight, 32 B text|echo|/ws|100|-p 1 -s 32"
   "echo-p16|Echo, 100 connections, 16 in flight, 32 B text|echo|/ws|100|-p 16 -s 32"
@@ -210,9 +211,11 @@ matrix=(
   "idle-10k|Idle, $n_idle connections to /ws, RSS per connection|idle|/ws|$n_idle|--hold 3"
   "pubsub-10k-api-r10|Pub/sub, $n_pubsub subscribers of one channel, 10 msgs/s through POST /api/publish, 32-character string|pubsub|/pubsub|$n_pubsub|--via api --rate 10 -s 32"
   "pubsub-10k-max|Pub/sub, $n_pubsub subscribers of one channel, as fast as possible through a /pubsub publisher, 32-character string|pubsub|/pubsub|$n_pubsub|--via ws --rate 0 -s 32"
+  "stomp-10k-r10|STOMP, $n_stomp subscribers of /topic/bench.c, 10 msgs/s through a STOMP SEND publisher, 32-character text body|stomp|/stomp|$n_stomp|--via ws --rate 10 -s 32"
+  "stomp-10k-max|STOMP, $n_stomp subscribers of /topic/bench.c, as fast as possible through a STOMP SEND publisher, 32-character text body|stomp|/stomp|$n_stomp|--via ws --rate 0 -s 32"
 )
 # Rows of these modes run on herald only: the peers serve /ws and /broadcast, no channels.
-herald_only_modes=" pubsub "
+herald_only_modes=" pubsub stomp "
 
 row_selected() {
   [[ -z $rows_wanted ]] && return 0

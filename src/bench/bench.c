@@ -8,6 +8,9 @@
  *   pubsub     SUBSCRIBERS /pubsub connections on one channel, one publisher (a /pubsub
  *              connection or POST /api/publish); deliveries, loss, offset order and
  *              publish-to-delivery latency (bench_pubsub.c).
+ *   stomp      the same over STOMP 1.2 on /stomp: SUBSCRIBERS subscribe to /topic/CHANNEL,
+ *              one publisher SENDs (or POST /api/publish); an ERROR frame stops the run
+ *              (bench_stomp.c).
  *
  * --threads N runs N workers (bench_worker.c), each with its own loop and its share of the
  * connections; this thread only sequences the phases (connect, warm-up, measure, drain,
@@ -47,6 +50,9 @@ static void usage(FILE *out)
           "  herald bench pubsub URL [-c SUBSCRIBERS] [--channel NAME] [--rate MSGS_PER_S|0]\n"
           "                    [--via ws|api] [-s SIZE] [-d SECONDS] [--warmup SECONDS]\n"
           "                    [--threads N] [--source-addrs A-B] [--quiet]\n"
+          "  herald bench stomp URL [-c SUBSCRIBERS] [--channel NAME] [--rate MSGS_PER_S|0]\n"
+          "                    [--via ws|api] [-s SIZE] [-d SECONDS] [--warmup SECONDS]\n"
+          "                    [--threads N] [--source-addrs A-B] [--quiet]\n"
           "\n"
           "  echo       URL is an echo endpoint (herald: ws://127.0.0.1:PORT/ws). Every\n"
           "             connection keeps INFLIGHT messages of SIZE bytes (>= 8) outstanding.\n"
@@ -63,6 +69,13 @@ static void usage(FILE *out)
           "             POST /api/publish on keep-alive HTTP/1.1 connections to the same\n"
           "             host:port (--via api, up to 16, one request outstanding on each).\n"
           "             At --rate 0 at most 16 messages not yet seen by the first subscriber.\n"
+          "  stomp      pubsub over STOMP 1.2: URL is a STOMP endpoint (herald:\n"
+          "             ws://127.0.0.1:PORT/stomp, subprotocol v12.stomp). Every connection\n"
+          "             sends CONNECT (no heart-beats) and SUBSCRIBEs to /topic/CHANNEL with a\n"
+          "             receipt; the publisher SENDs a text/plain body of SIZE characters over\n"
+          "             one more STOMP connection (--via ws), or publishes it as a JSON string\n"
+          "             with POST /api/publish (--via api). A server ERROR frame stops the run\n"
+          "             (exit 1).\n"
           "\n"
           "defaults: -c 100, -p 1, -s 32, text, -d 10, --warmup 1, --threads 1,\n"
           "          --publishers 1, --rate 0, --hold 2, --channel bench.c, --via ws\n"
@@ -71,7 +84,7 @@ static void usage(FILE *out)
           "\n"
           "Progress on stderr every second (not with --quiet), a table on stdout, and as the\n"
           "last stdout line one 'RESULT key=value ...' line. Exit: 0 done (errors may be > 0),\n"
-          "1 no connection could be made, 2 usage error.\n",
+          "1 no connection could be made or the server answered a STOMP ERROR, 2 usage error.\n",
           out);
 }
 
@@ -321,7 +334,7 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
             return usage_error("bad value for %s", name);
     }
     if (!mode)
-        return usage_error("%s", "missing scenario (echo, broadcast, idle or pubsub)");
+        return usage_error("%s", "missing scenario (echo, broadcast, idle, pubsub or stomp)");
     if (strcmp(mode, "echo") == 0)
         o->mode = HR_BENCH_ECHO;
     else if (strcmp(mode, "broadcast") == 0)
@@ -330,8 +343,10 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
         o->mode = HR_BENCH_IDLE;
     else if (strcmp(mode, "pubsub") == 0)
         o->mode = HR_BENCH_PUBSUB;
+    else if (strcmp(mode, "stomp") == 0)
+        o->mode = HR_BENCH_STOMP;
     else
-        return usage_error("unknown scenario '%s' (echo, broadcast, idle or pubsub)", mode);
+        return usage_error("unknown scenario '%s' (echo, broadcast, idle, pubsub or stomp)", mode);
     if (!o->url)
         return usage_error("%s", "missing URL");
     if (strncmp(o->url, "ws://", 5) != 0)
@@ -340,10 +355,10 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
         return usage_error("-p and --binary are for echo (scenario '%s')", mode);
     if (o->mode != HR_BENCH_BROADCAST && seen_bcast_opt)
         return usage_error("--publishers is for broadcast (scenario '%s')", mode);
-    if (o->mode != HR_BENCH_BROADCAST && o->mode != HR_BENCH_PUBSUB && seen_rate)
-        return usage_error("--rate is for broadcast and pubsub (scenario '%s')", mode);
-    if (o->mode != HR_BENCH_PUBSUB && seen_pubsub_opt)
-        return usage_error("--channel and --via are for pubsub (scenario '%s')", mode);
+    if (o->mode != HR_BENCH_BROADCAST && !hr_bench_is_channel(o) && seen_rate)
+        return usage_error("--rate is for broadcast, pubsub and stomp (scenario '%s')", mode);
+    if (!hr_bench_is_channel(o) && seen_pubsub_opt)
+        return usage_error("--channel and --via are for pubsub and stomp (scenario '%s')", mode);
     if (o->mode != HR_BENCH_IDLE && seen_idle_opt)
         return usage_error("--pid and --hold are for idle (scenario '%s')", mode);
     if (o->mode == HR_BENCH_IDLE && seen_traffic_opt)
@@ -358,9 +373,12 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
         if (o->publishers > o->conns)
             return usage_error("%s", "--publishers cannot exceed -c");
     }
-    if (o->mode == HR_BENCH_PUBSUB) {
+    if (hr_bench_is_channel(o)) {
         if (o->size < HR_BENCH_TS_LEN)
-            return usage_error("%s", "pubsub needs -s >= 8 (the send timestamp)");
+            return usage_error("%s needs -s >= 8 (the send timestamp)", mode);
+        /* STOMP 1.2 would need ':' escaped in the destination header */
+        if (o->mode == HR_BENCH_STOMP && strchr(o->channel, ':'))
+            return usage_error("%s", "stomp: --channel cannot contain ':'");
         if (!api_target(o))
             return usage_error("cannot derive the /api/publish address from '%s'", o->url);
     }
@@ -478,6 +496,7 @@ static void sum_snapshots(const bench_run_t *r, hr_bench_stats_t *t)
         t->ready += s.ready;
         t->pub_ready += s.pub_ready;
         t->proto_errors += s.proto_errors;
+        t->fatal += s.fatal;
     }
 }
 
@@ -486,6 +505,7 @@ static const char *mode_name(hr_bench_mode_t m)
     return m == HR_BENCH_ECHO        ? "echo"
            : m == HR_BENCH_BROADCAST ? "broadcast"
            : m == HR_BENCH_PUBSUB    ? "pubsub"
+           : m == HR_BENCH_STOMP     ? "stomp"
                                      : "idle";
 }
 
@@ -502,11 +522,11 @@ static void progress(bench_run_t *r, const char *phase)
     fprintf(stderr, "bench %s [%6.1fs] %-8s open=%" PRIu64 "/%u errors=%" PRIu64,
             mode_name(r->o->mode), el, phase, t.open_now, r->o->conns,
             t.failed + t.unexpected_closes + t.proto_errors);
-    if (r->o->mode == HR_BENCH_PUBSUB)
+    if (hr_bench_is_channel(r->o))
         fprintf(stderr, " subscribed=%" PRIu64, t.ready);
     if (r->o->mode == HR_BENCH_ECHO)
         fprintf(stderr, " msgs/s=%.0f", (double)(t.msgs - r->last.msgs) / dt);
-    else if (r->o->mode == HR_BENCH_BROADCAST || r->o->mode == HR_BENCH_PUBSUB)
+    else if (r->o->mode == HR_BENCH_BROADCAST || hr_bench_is_channel(r->o))
         fprintf(stderr, " sent/s=%.0f deliveries/s=%.0f", (double)(t.sent - r->last.sent) / dt,
                 (double)(t.deliveries - r->last.deliveries) / dt);
     fputc('\n', stderr);
@@ -519,8 +539,9 @@ static uint64_t rel_now(const hr_bench_opts_t *o)
     return hr_bench_clock_ns() - o->t0_ns;
 }
 
-/* Waits until every connection opened or failed (bounded); pubsub: until every
- * subscription is confirmed (or refused) and the publishing connection is open. */
+/* Waits until every connection opened or failed (bounded); pubsub/stomp: until every
+ * subscription is confirmed (or refused) and the publishing connection is ready, or (stomp)
+ * the server answered ERROR. */
 static void wait_connected(bench_run_t *r)
 {
     const hr_bench_opts_t *o = r->o;
@@ -528,15 +549,24 @@ static void wait_connected(bench_run_t *r)
     for (;;) {
         hr_bench_stats_t t;
         sum_snapshots(r, &t);
-        bool done = o->mode == HR_BENCH_PUBSUB
+        bool done = hr_bench_is_channel(o)
                         ? t.ready + t.pub_ready + t.failed + t.unexpected_closes + t.proto_errors >=
                               (uint64_t)o->conns + !o->via_api
                         : t.opened + t.failed >= o->conns;
+        done = done || t.fatal;
         if (done || rel_now(o) >= deadline)
             return;
         progress(r, "connect");
         sleep_ms(5);
     }
+}
+
+/* True once a worker saw a STOMP ERROR: the run stops early. */
+static bool fatal_seen(const bench_run_t *r)
+{
+    hr_bench_stats_t t;
+    sum_snapshots(r, &t);
+    return t.fatal > 0;
 }
 
 static void post_all(bench_run_t *r, hr_inbox_fn fn)
@@ -571,6 +601,7 @@ static void report(const bench_run_t *r, long rss_before, long rss_after)
         t.ready += s->ready;
         t.proto_errors += s->proto_errors;
         t.http_connects += s->http_connects;
+        t.fatal += s->fatal;
         hr_bench_hist_merge(&h, &r->w[i].hist);
     }
     uint64_t errors = t.failed + t.unexpected_closes + t.proto_errors;
@@ -578,7 +609,7 @@ static void report(const bench_run_t *r, long rss_before, long rss_after)
     uint64_t p50 = hr_bench_hist_quantile(&h, 0.50), p99 = hr_bench_hist_quantile(&h, 0.99),
              p999 = hr_bench_hist_quantile(&h, 0.999);
     printf("\nherald bench %s  %s\n", mode_name(o->mode), o->url);
-    if (o->mode == HR_BENCH_PUBSUB)
+    if (hr_bench_is_channel(o))
         printf("  connections    %u subscribers%s (opened %" PRIu64 ", failed %" PRIu64
                ", closed by server %" PRIu64 "), threads %u\n",
                o->conns, o->via_api ? "" : " + 1 publisher", t.opened, t.failed,
@@ -587,7 +618,8 @@ static void report(const bench_run_t *r, long rss_before, long rss_after)
         printf("  connections    %u (opened %" PRIu64 ", failed %" PRIu64
                ", closed by server %" PRIu64 "), threads %u\n",
                o->conns, t.opened, t.failed, t.unexpected_closes, o->threads);
-    if (o->mode == HR_BENCH_PUBSUB) {
+    if (hr_bench_is_channel(o)) {
+        bool stomp = o->mode == HR_BENCH_STOMP;
         int64_t lost = (int64_t)(t.sent * o->conns) - (int64_t)t.deliveries;
         double dps = (double)t.deliveries / d;
         char rate[32];
@@ -595,8 +627,12 @@ static void report(const bench_run_t *r, long rss_before, long rss_after)
             snprintf(rate, sizeof(rate), "%.0f msgs/s", o->rate);
         else
             snprintf(rate, sizeof(rate), "max (window %d)", HR_BENCH_PUB_WINDOW);
-        printf("  channel        %s, publishing via %s, rate %s, %u-character string\n", o->channel,
-               o->via_api ? "POST /api/publish" : "a /pubsub connection", rate, o->size);
+        printf("  %s %s%s, publishing via %s, rate %s, %u-character %s\n",
+               stomp ? "destination   " : "channel       ", stomp ? "/topic/" : "", o->channel,
+               o->via_api ? "POST /api/publish"
+               : stomp    ? "SEND on a STOMP connection"
+                          : "a /pubsub connection",
+               rate, o->size, stomp && !o->via_api ? "text/plain body" : "string");
         if (o->via_api)
             printf("  HTTP           %s:%s, %" PRIu64 " connections opened (%u at most at once; "
                    "more: the server closed some)\n",
@@ -612,14 +648,16 @@ static void report(const bench_run_t *r, long rss_before, long rss_after)
         if (t.proto_errors)
             printf("  protocol errors %" PRIu64 " (error replies, failed HTTP publishes)\n",
                    t.proto_errors);
+        if (t.fatal)
+            printf("  stopped early  the server answered ERROR (see stderr)\n");
         if (t.send_failures)
             printf("  send failures  %" PRIu64 " (backlog full)\n", t.send_failures);
-        printf("RESULT mode=pubsub subs=%u via=%s rate=%.0f size=%u duration_s=%.2f sent=%" PRIu64
+        printf("RESULT mode=%s subs=%u via=%s rate=%.0f size=%u duration_s=%.2f sent=%" PRIu64
                " deliveries=%" PRIu64 " deliveries_per_s=%.0f lost=%" PRId64
                " out_of_order=%" PRIu64 " p50_us=%" PRIu64 " p99_us=%" PRIu64 " errors=%" PRIu64
                "\n",
-               o->conns, o->via_api ? "api" : "ws", o->rate, o->size, d, t.sent, t.deliveries, dps,
-               lost, t.out_of_order, p50, p99, errors);
+               mode_name(o->mode), o->conns, o->via_api ? "api" : "ws", o->rate, o->size, d, t.sent,
+               t.deliveries, dps, lost, t.out_of_order, p50, p99, errors);
     } else if (o->mode == HR_BENCH_ECHO) {
         double mps = (double)t.msgs / d, mbps = (double)t.bytes / d / 1e6;
         printf("  messages       %u in flight per connection, %u bytes %s\n", o->inflight, o->size,
@@ -731,23 +769,25 @@ int hr_cmd_bench(int argc, char **argv)
         wait_connected(&r);
         hr_bench_stats_t t;
         sum_snapshots(&r, &t);
-        if (t.opened > 0 && o.mode != HR_BENCH_IDLE) {
+        if (t.fatal) {
+            /* stomp: the server refused the session or the subscription; nothing to run */
+        } else if (t.opened > 0 && o.mode != HR_BENCH_IDLE) {
             uint64_t now = rel_now(&o);
             o.t_start_ns = now + (uint64_t)(o.warmup_s * 1e9);
             o.t_end_ns = o.t_start_ns + (uint64_t)(o.duration_s * 1e9);
             post_all(&r, hr_bench_worker_on_start);
-            while (rel_now(&o) < o.t_end_ns) {
+            while (rel_now(&o) < o.t_end_ns && !fatal_seen(&r)) {
                 progress(&r, rel_now(&o) < o.t_start_ns ? "warmup" : "run");
                 sleep_ms(5);
             }
-            if (o.mode == HR_BENCH_BROADCAST || o.mode == HR_BENCH_PUBSUB) {
+            if ((o.mode == HR_BENCH_BROADCAST || hr_bench_is_channel(&o)) && !fatal_seen(&r)) {
                 /* Workers stop publishing at t_end (by their tick, within ~20 ms); then
                  * wait for every subscriber to see every message sent in the window. */
                 sleep_ms(50);
                 uint64_t deadline = rel_now(&o) + (uint64_t)(DRAIN_MAX_S * 1e9);
                 for (;;) {
                     sum_snapshots(&r, &t);
-                    if (t.deliveries >= t.sent * o.conns || rel_now(&o) >= deadline)
+                    if (t.deliveries >= t.sent * o.conns || t.fatal || rel_now(&o) >= deadline)
                         break;
                     progress(&r, "drain");
                     sleep_ms(5);
@@ -767,9 +807,11 @@ int hr_cmd_bench(int argc, char **argv)
     post_all(&r, hr_bench_worker_on_close_all);
     for (uint32_t i = 0; i < r.nw; i++)
         pthread_join(r.w[i].thread, NULL);
-    uint64_t opened = 0;
-    for (uint32_t i = 0; i < r.nw; i++)
+    uint64_t opened = 0, fatal = 0;
+    for (uint32_t i = 0; i < r.nw; i++) {
         opened += r.w[i].st.opened;
+        fatal += r.w[i].st.fatal;
+    }
     if (r.nw == o.threads)
         report(&r, rss_before, rss_after);
     for (uint32_t i = 0; i < r.nw; i++)
@@ -781,6 +823,10 @@ int hr_cmd_bench(int argc, char **argv)
         return 1;
     if (opened == 0) {
         fprintf(stderr, "herald bench: no connection could be made to %s\n", o.url);
+        return 1;
+    }
+    if (fatal) {
+        fprintf(stderr, "herald bench: stopped: the server answered a STOMP ERROR frame\n");
         return 1;
     }
     return 0;

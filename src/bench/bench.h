@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bench/hist.h"
@@ -19,6 +20,7 @@ typedef enum hr_bench_mode {
     HR_BENCH_BROADCAST,
     HR_BENCH_IDLE,
     HR_BENCH_PUBSUB,
+    HR_BENCH_STOMP, /* the pubsub engine over STOMP 1.2 on /stomp (bench_stomp.c) */
 } hr_bench_mode_t;
 
 /* Broadcast: at --rate 0 each publisher keeps at most this many of its own messages
@@ -43,8 +45,8 @@ typedef struct hr_bench_opts {
     long pid;            /* 0: no --pid */
     char **source_addrs; /* NULL or n_source_addrs strings */
     uint32_t n_source_addrs;
-    /* pubsub */
-    const char *channel; /* default "bench.c" */
+    /* pubsub and stomp */
+    const char *channel; /* default "bench.c"; stomp: the destination /topic/CHANNEL */
     bool via_api;        /* publish through POST /api/publish instead of a /pubsub connection */
     char api_host[256];  /* from the URL, for --via api: host (no brackets), port, Host header */
     char api_port[8];
@@ -65,6 +67,7 @@ typedef struct hr_bench_stats {
     uint64_t pub_ready;     /* pubsub --via ws: the publishing connection is open (0/1) */
     uint64_t proto_errors;  /* pubsub: error replies, failed or refused HTTP publishes */
     uint64_t http_connects; /* pubsub --via api: HTTP connections opened */
+    uint64_t fatal;         /* stomp: the server answered ERROR (the run stops early) */
 } hr_bench_stats_t;
 
 /* One WebSocket connection of a worker. */
@@ -76,10 +79,11 @@ typedef struct hr_bench_conn {
     uint32_t inflight; /* publisher: own messages not yet seen back */
     uint32_t seq;      /* publisher: next sequence number */
     uint64_t pub_sent; /* publisher at a fixed rate: messages sent since publishing began */
-    uint64_t next_off; /* pubsub subscriber: the channel offset expected next (0: not known) */
+    uint64_t next_off; /* pubsub/stomp subscriber: the channel offset expected next (0: not
+                        * known) */
     uint8_t state;
-    bool is_pub;     /* pubsub: the /pubsub publishing connection (not a subscriber) */
-    bool subscribed; /* pubsub subscriber: the subscribe was confirmed */
+    bool is_pub;     /* pubsub/stomp: the publishing connection (not a subscriber) */
+    bool subscribed; /* pubsub/stomp subscriber: the subscribe was confirmed */
 } hr_bench_conn_t;
 
 enum { HR_BENCH_CONN_IDLE, HR_BENCH_CONN_CONNECTING, HR_BENCH_CONN_OPEN, HR_BENCH_CONN_CLOSED };
@@ -104,7 +108,8 @@ typedef struct hr_bench_worker {
     uint32_t closes_left;
     uint64_t close_deadline_ms;
     unsigned errors_printed;
-    /* pubsub, worker 0 only: the publisher (a /pubsub connection or HTTP connections) */
+    /* pubsub/stomp, worker 0 only: the publisher (a /pubsub or STOMP connection, or HTTP
+     * connections) */
     bool has_pub;
     bool publishing;            /* inside the publishing loop (failures call back into it) */
     hr_bench_conn_t *pub;       /* --via ws: the publishing connection (in conns) */
@@ -138,7 +143,8 @@ void hr_bench_worker_snapshot(const hr_bench_worker_t *w, hr_bench_stats_t *out)
 void hr_bench_worker_error(hr_bench_worker_t *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Pub/sub scenario (bench_pubsub.c), on the worker's thread. */
+/* Pub/sub scenario (bench_pubsub.c), on the worker's thread; also the engine of the stomp
+ * scenario, which only brings its own wire format (hr_bench_stomp_*). */
 int hr_bench_pubsub_init(hr_bench_worker_t *w);
 void hr_bench_pubsub_deinit(hr_bench_worker_t *w);
 void hr_bench_pubsub_on_open(hr_bench_conn_t *bc);
@@ -148,5 +154,27 @@ void hr_bench_pubsub_start(hr_bench_worker_t *w, uint64_t now);
 void hr_bench_pubsub_tick(hr_bench_worker_t *w, uint64_t now);
 /* Closes the HTTP connections (close command). */
 void hr_bench_pubsub_close_all(hr_bench_worker_t *w);
+/* The publishing connection became ready (stomp: CONNECTED): publishing may begin. */
+void hr_bench_pubsub_pub_ready(hr_bench_worker_t *w);
+/* A subscriber received one channel message: off is its channel offset (0: unknown), data
+ * the published string (its first HR_BENCH_TS_LEN characters the send time). Counts the
+ * delivery and its latency, checks the order, paces a --rate 0 publisher. */
+void hr_bench_pubsub_delivered(hr_bench_conn_t *bc, uint64_t off, const uint8_t *data, size_t len);
+
+/* STOMP wire format of the stomp scenario (bench_stomp.c), on the worker's thread. */
+void hr_bench_stomp_on_open(hr_bench_conn_t *bc);
+void hr_bench_stomp_on_message(hr_bench_conn_t *bc, const uint8_t *data, size_t len);
+/* The SEND frame's head for the publisher (the payload and a NUL follow it). */
+int hr_bench_stomp_send_head(const hr_bench_opts_t *o, char *buf, size_t cap);
+
+/* True for the scenarios driven by bench_pubsub.c: subscribers of one channel. */
+static inline bool hr_bench_is_channel(const hr_bench_opts_t *o);
+
+/* inline definitions */
+
+static inline bool hr_bench_is_channel(const hr_bench_opts_t *o)
+{
+    return o->mode == HR_BENCH_PUBSUB || o->mode == HR_BENCH_STOMP;
+}
 
 #endif

@@ -11,7 +11,12 @@
  * seen yet; at --rate R it sends R msgs/s from the tick.
  *
  * The HTTP client is the least that does: status line, Content-Length, Connection:
- * close; no pipelining, no chunked bodies (the API does not send them). */
+ * close; no pipelining, no chunked bodies (the API does not send them).
+ *
+ * The stomp scenario runs on this same engine (publishing, pacing, counting); only the
+ * wire format differs: bench_stomp.c connects and subscribes over STOMP, reads MESSAGE
+ * frames and hands each to hr_bench_pubsub_delivered, and the --via ws publisher sends
+ * STOMP SEND frames of a text/plain body instead of /pubsub publish frames. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -436,7 +441,7 @@ static bool publish_one(hr_bench_worker_t *w, uint64_t now)
         return h->busy || h->io.fd >= 0;
     }
     hr_bench_conn_t *pc = w->pub;
-    if (!pc || pc->state != HR_BENCH_CONN_OPEN)
+    if (!pc || pc->state != HR_BENCH_CONN_OPEN || !w->st.pub_ready)
         return false;
     if (hr_client_send(pc->c, w->frame, w->frame_len, false) != 0) {
         w->st.send_failures++;
@@ -462,12 +467,30 @@ static void publish_more(hr_bench_worker_t *w, uint64_t now)
     w->publishing = false;
 }
 
+void hr_bench_pubsub_pub_ready(hr_bench_worker_t *w)
+{
+    w->st.pub_ready = 1;
+    publish_more(w, now_rel(w)); /* ready after the start */
+}
+
+/* The first subscribed, open subscriber of this worker, or -1. */
+static int64_t pick_pacer(const hr_bench_worker_t *w)
+{
+    for (uint32_t i = 0; i < w->n_conns; i++) {
+        const hr_bench_conn_t *bc = &w->conns[i];
+        if (!bc->is_pub && bc->subscribed && bc->state == HR_BENCH_CONN_OPEN)
+            return i;
+    }
+    return -1;
+}
+
 void hr_bench_pubsub_tick(hr_bench_worker_t *w, uint64_t now)
 {
     const hr_bench_opts_t *o = w->o;
     if (w->pacer >= 0 && w->conns[w->pacer].state != HR_BENCH_CONN_OPEN) {
-        /* the pacing subscriber is gone: pace by the publisher's replies from now on */
-        w->pacer = -1;
+        /* The pacing subscriber is gone: pace by another one, else by the publisher's
+         * replies (a STOMP publisher gets none: it then stops at a full window). */
+        w->pacer = pick_pacer(w);
         w->pub_inflight = 0;
     }
     if (o->rate == 0) {
@@ -487,14 +510,7 @@ void hr_bench_pubsub_start(hr_bench_worker_t *w, uint64_t now)
 {
     if (!w->has_pub)
         return;
-    w->pacer = -1;
-    for (uint32_t i = 0; i < w->n_conns; i++) {
-        const hr_bench_conn_t *bc = &w->conns[i];
-        if (!bc->is_pub && bc->subscribed && bc->state == HR_BENCH_CONN_OPEN) {
-            w->pacer = i;
-            break;
-        }
-    }
+    w->pacer = pick_pacer(w);
     if (w->o->via_api) {
         /* open the connections now rather than on the first requests */
         uint32_t n = w->o->rate == 0 ? HR_BENCH_HTTP_CONNS : 1;
@@ -519,8 +535,7 @@ void hr_bench_pubsub_on_open(hr_bench_conn_t *bc)
 {
     hr_bench_worker_t *w = bc->w;
     if (bc->is_pub) {
-        w->st.pub_ready = 1;
-        publish_more(w, now_rel(w)); /* opened after the start */
+        hr_bench_pubsub_pub_ready(w); /* opened after the start */
         return;
     }
     char req[320];
@@ -536,10 +551,33 @@ static void on_error_frame(hr_bench_conn_t *bc, const uint8_t *data, size_t len)
                           (const char *)data);
 }
 
-void hr_bench_pubsub_on_message(hr_bench_conn_t *bc, const uint8_t *data, size_t len)
+void hr_bench_pubsub_delivered(hr_bench_conn_t *bc, uint64_t off, const uint8_t *data, size_t len)
 {
     hr_bench_worker_t *w = bc->w;
     const hr_bench_opts_t *o = w->o;
+    if (off) {
+        if (bc->next_off && off != bc->next_off)
+            w->st.out_of_order++;
+        if (off >= bc->next_off)
+            bc->next_off = off + 1;
+    }
+    uint64_t ts;
+    if (!data || !get_ts(data, len, &ts))
+        return;
+    uint64_t now = now_rel(w);
+    if (in_window(o, ts)) {
+        w->st.deliveries++;
+        hr_bench_hist_record(&w->hist, now > ts ? (now - ts) / 1000 : 0);
+    }
+    if (w->has_pub && (int64_t)bc->local == w->pacer && w->pub_inflight > 0) {
+        w->pub_inflight--;
+        publish_more(w, now);
+    }
+}
+
+void hr_bench_pubsub_on_message(hr_bench_conn_t *bc, const uint8_t *data, size_t len)
+{
+    hr_bench_worker_t *w = bc->w;
     int type = frame_type(data, len);
     if (bc->is_pub) {
         if (type == FRAME_ERROR)
@@ -551,30 +589,15 @@ void hr_bench_pubsub_on_message(hr_bench_conn_t *bc, const uint8_t *data, size_t
         return;
     }
     if (type == FRAME_MESSAGE) {
-        uint64_t off, ts;
+        uint64_t off;
         if (!find_uint(data, len, "\"offset\":", &off)) {
             on_error_frame(bc, data, len);
             return;
         }
-        if (bc->next_off && off != bc->next_off)
-            w->st.out_of_order++;
-        if (off >= bc->next_off)
-            bc->next_off = off + 1;
         const uint8_t *d = memmem(data, len, "\"data\":\"", 8);
-        if (!d)
-            return; /* not published by this bench */
-        d += 8;
-        if (!get_ts(d, len - (size_t)(d - data), &ts))
-            return;
-        uint64_t now = now_rel(w);
-        if (in_window(o, ts)) {
-            w->st.deliveries++;
-            hr_bench_hist_record(&w->hist, now > ts ? (now - ts) / 1000 : 0);
-        }
-        if (w->has_pub && (int64_t)bc->local == w->pacer && w->pub_inflight > 0) {
-            w->pub_inflight--;
-            publish_more(w, now);
-        }
+        if (d)
+            d += 8; /* else not published by this bench: only the offset counts */
+        hr_bench_pubsub_delivered(bc, off, d, d ? len - (size_t)(d - data) : 0);
     } else if (type == FRAME_OK) {
         if (bc->subscribed)
             return;
@@ -591,16 +614,28 @@ void hr_bench_pubsub_on_message(hr_bench_conn_t *bc, const uint8_t *data, size_t
 /* ------------------------------------------------------------------------------------
  * Lifetime */
 
-/* The message template: a /pubsub publish frame, or a whole HTTP request. */
+/* The message template: a /pubsub publish frame, a STOMP SEND frame, or a whole HTTP
+ * request. */
 static int build_frame(hr_bench_worker_t *w)
 {
     const hr_bench_opts_t *o = w->o;
     char body_head[320], head[640];
-    int bh = snprintf(body_head, sizeof(body_head),
+    const char *tail = "\"}";
+    size_t tail_len = 2;
+    int bh;
+    if (o->mode == HR_BENCH_STOMP && !o->via_api) {
+        bh = hr_bench_stomp_send_head(o, body_head, sizeof(body_head));
+        tail = ""; /* the frame's NUL */
+        tail_len = 1;
+    } else {
+        bh = snprintf(body_head, sizeof(body_head),
                       o->via_api ? "{\"channel\":\"%s\",\"data\":\""
                                  : "{\"type\":\"publish\",\"channel\":\"%s\",\"data\":\"",
                       o->channel);
-    size_t body_len = (size_t)bh + o->size + 2;
+    }
+    if (bh < 0 || (size_t)bh >= sizeof(body_head))
+        return HR_EINVAL;
+    size_t body_len = (size_t)bh + o->size + tail_len;
     int hl = 0;
     if (o->via_api)
         hl = snprintf(head, sizeof(head),
@@ -620,7 +655,7 @@ static int build_frame(hr_bench_worker_t *w)
     memset(p, 'x', o->size);
     put_ts(p, 0);
     p += o->size;
-    memcpy(p, "\"}", 2);
+    memcpy(p, tail, tail_len);
     return 0;
 }
 
@@ -633,13 +668,14 @@ int hr_bench_pubsub_init(hr_bench_worker_t *w)
     w->has_pub = true;
     if (!o->via_api)
         w->pub = &w->conns[w->n_conns - 1];
-    if (build_frame(w) != 0)
-        return HR_ENOMEM;
+    int rc = build_frame(w);
+    if (rc != 0)
+        return rc;
     if (!o->via_api)
         return 0;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai = NULL;
-    int rc = getaddrinfo(o->api_host, o->api_port, &hints, &ai);
+    rc = getaddrinfo(o->api_host, o->api_port, &hints, &ai);
     if (rc != 0 || !ai) {
         fprintf(stderr, "bench: cannot resolve %s: %s\n", o->api_host, gai_strerror(rc));
         return HR_EINVAL;

@@ -69,7 +69,8 @@ static inline uint64_t get_num(const uint8_t *p, unsigned nchars)
     X(send_failures)                                                                               \
     X(ready)                                                                                       \
     X(pub_ready)                                                                                   \
-    X(proto_errors)
+    X(proto_errors)                                                                                \
+    X(fatal)
 
 static void publish_snapshot(hr_bench_worker_t *w)
 {
@@ -191,6 +192,8 @@ static void on_open(hr_client_t *c)
     }
     if (w->o->mode == HR_BENCH_PUBSUB)
         hr_bench_pubsub_on_open(bc);
+    else if (w->o->mode == HR_BENCH_STOMP)
+        hr_bench_stomp_on_open(bc);
     else if (w->started && !w->stopped_sending)
         start_conn(bc, now_rel(w));
     connect_more(w);
@@ -204,6 +207,10 @@ static void on_message(hr_client_t *c, const uint8_t *data, size_t len, bool bin
     (void)binary;
     if (o->mode == HR_BENCH_PUBSUB) {
         hr_bench_pubsub_on_message(bc, data, len);
+        return;
+    }
+    if (o->mode == HR_BENCH_STOMP) {
+        hr_bench_stomp_on_message(bc, data, len);
         return;
     }
     if (o->mode == HR_BENCH_ECHO) {
@@ -302,12 +309,15 @@ static const hr_client_callbacks_t callbacks = {
 /* Starts connects until max_pending are in flight or every connection was started. */
 static void connect_more(hr_bench_worker_t *w)
 {
+    static const char *const stomp_protocols[] = {"v12.stomp", NULL};
     const hr_bench_opts_t *o = w->o;
     while (w->pending < w->max_pending && w->next_connect < w->n_conns) {
         hr_bench_conn_t *bc = &w->conns[w->next_connect++];
         hr_client_options_t opts;
         hr_client_options_init(&opts);
         opts.url = o->url;
+        if (o->mode == HR_BENCH_STOMP)
+            opts.protocols = stomp_protocols;
         if (o->n_source_addrs)
             opts.source_addr = o->source_addrs[bc->gidx % o->n_source_addrs];
         char err[256];
@@ -339,7 +349,7 @@ static void on_tick(hr_timer_t *t)
             w->stopped_sending = true;
         else if (o->mode == HR_BENCH_BROADCAST && o->rate > 0)
             publish_at_rate(w, now);
-        else if (o->mode == HR_BENCH_PUBSUB && w->has_pub)
+        else if (hr_bench_is_channel(o) && w->has_pub)
             hr_bench_pubsub_tick(w, now);
     }
     publish_snapshot(w);
@@ -357,7 +367,7 @@ void hr_bench_worker_on_start(void *ctx, void *arg)
     w->started = true;
     uint64_t now = now_rel(w);
     w->pub_t0_ns = now;
-    if (w->o->mode == HR_BENCH_PUBSUB) {
+    if (hr_bench_is_channel(w->o)) {
         hr_bench_pubsub_start(w, now);
         return;
     }
@@ -375,7 +385,7 @@ void hr_bench_worker_on_close_all(void *ctx, void *arg)
     w->closing = true;
     w->stopped_sending = true;
     w->close_deadline_ms = hr_loop_now(w->loop) + CLOSE_GRACE_MS;
-    if (w->o->mode == HR_BENCH_PUBSUB)
+    if (hr_bench_is_channel(w->o))
         hr_bench_pubsub_close_all(w);
     w->closes_left = 0;
     for (uint32_t i = 0; i < w->n_conns; i++) {
@@ -404,8 +414,9 @@ int hr_bench_worker_init(hr_bench_worker_t *w, const hr_bench_opts_t *o, uint32_
     w->o = o;
     w->id = id;
     w->n_conns = o->conns / o->threads + (id < o->conns % o->threads ? 1 : 0);
-    /* pubsub --via ws: worker 0 also drives the publishing connection, last in its table */
-    bool ws_pub = o->mode == HR_BENCH_PUBSUB && !o->via_api && id == 0;
+    /* pubsub/stomp --via ws: worker 0 also drives the publishing connection, last in its
+     * table */
+    bool ws_pub = hr_bench_is_channel(o) && !o->via_api && id == 0;
     uint32_t n_subs = w->n_conns;
     if (ws_pub)
         w->n_conns++;
@@ -436,7 +447,7 @@ int hr_bench_worker_init(hr_bench_worker_t *w, const hr_bench_opts_t *o, uint32_
         pc->gidx = o->conns;
         pc->is_pub = true;
     }
-    if (o->mode == HR_BENCH_PUBSUB && hr_bench_pubsub_init(w) != 0) {
+    if (hr_bench_is_channel(o) && hr_bench_pubsub_init(w) != 0) {
         hr_bench_worker_deinit(w);
         return HR_ENOMEM;
     }
