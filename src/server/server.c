@@ -164,6 +164,8 @@ static void shard_deinit(hr_shard_t *sh)
     hr_buf_deinit(&sh->scratch);
     hr_buf_deinit(&sh->zscratch);
     hr_buf_deinit(&sh->dscratch);
+    hr_refbuf_unref(sh->head_arena);
+    sh->head_arena = NULL;
     hr_pool_deinit(&sh->conn_pool);
 }
 
@@ -459,12 +461,55 @@ int hr_server_wait(hr_server_t *s)
     return 0;
 }
 
+/* ---------------------------------------------------------------- stop the world */
+
+typedef struct world {
+    pthread_barrier_t parked, resume;
+} world_t;
+
+static void park(void *ctx, void *arg)
+{
+    (void)ctx;
+    world_t *w = arg;
+    pthread_barrier_wait(&w->parked);
+    pthread_barrier_wait(&w->resume);
+}
+
+int hr_server__stop_the_world(hr_server_t *s, void (*fn)(hr_server_t *s, void *data), void *data)
+{
+    if (!s->started || tls_shard || atomic_load(&s->stop_requested))
+        return HR_ESTATE;
+    for (int i = 0; i < s->nshards; i++)
+        if (s->shards[i].stopping || atomic_load(&s->shards[i].exited))
+            return HR_ESTATE;
+    world_t w;
+    pthread_barrier_init(&w.parked, NULL, (unsigned)s->nshards + 1);
+    pthread_barrier_init(&w.resume, NULL, (unsigned)s->nshards + 1);
+    for (int i = 0; i < s->nshards; i++)
+        hr_server__post(&s->shards[i], park, &w);
+    /* Every worker is now inside park(): none touches shared state until resume. The
+     * barriers order fn's writes before anything the workers do next. */
+    pthread_barrier_wait(&w.parked);
+    fn(s, data);
+    pthread_barrier_wait(&w.resume);
+    pthread_barrier_destroy(&w.parked);
+    pthread_barrier_destroy(&w.resume);
+    return 0;
+}
+
+void hr_server__set_reload(hr_server_t *s, void (*fn)(hr_server_t *s, void *data), void *data)
+{
+    s->reload_fn = fn;
+    s->reload_data = data;
+}
+
 int hr_server_run(hr_server_t *s, char *err, size_t errlen)
 {
     sigset_t set, old;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     if (s->opt.handle_signals)
         pthread_sigmask(SIG_BLOCK, &set, &old);
     int rc = s->started ? 0 : hr_server_start(s, err, errlen);
@@ -481,6 +526,10 @@ int hr_server_run(hr_server_t *s, char *err, size_t errlen)
             if (sig == SIGINT || sig == SIGTERM) {
                 hr_log_info("signal %d: closing connections and stopping", sig);
                 hr_server_stop(s);
+            } else if (sig == SIGHUP && s->reload_fn) {
+                s->reload_fn(s, s->reload_data);
+            } else if (sig == SIGHUP) {
+                hr_log_info("SIGHUP: nothing to reload");
             }
         }
         pthread_sigmask(SIG_SETMASK, &old, NULL);

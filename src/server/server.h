@@ -137,9 +137,11 @@ struct hr_shard {
     hr_list_t route_conns[HR_MAX_ROUTES];
     hr_topics_t topics;
     hr_deflate_stream_t inflate_shared, deflate_shared;
-    hr_buf_t scratch;  /* inflated messages */
-    hr_buf_t zscratch; /* compressed output of shared frames; replies built by protocols */
-    hr_buf_t dscratch; /* compressed output of hr_conn_send */
+    hr_buf_t scratch;        /* inflated messages */
+    hr_buf_t zscratch;       /* compressed output of shared frames; replies built by protocols */
+    hr_buf_t dscratch;       /* compressed output of hr_conn_send */
+    hr_refbuf_t *head_arena; /* per-subscriber frame heads (hr_session_deliver_parts) */
+    size_t head_arena_used;
     struct hr_chan_home **homes; /* channels whose home is this shard (channels.c) */
     size_t nhome_buckets, nhomes;
     hr_topics_t chan_subs;     /* local channel subscriptions by exact name */
@@ -168,6 +170,8 @@ struct hr_server {
     hr_namespaces_t namespaces;
     char *api_key; /* NULL: the API is open (loopback deployments, tests) */
     hr_stomp_config_t stomp;
+    void (*reload_fn)(hr_server_t *s, void *data); /* SIGHUP, on hr_server_run's thread */
+    void *reload_data;
     int nshards;
     hr_shard_t *shards;
     uint16_t port;
@@ -205,6 +209,14 @@ void hr_server__post(hr_shard_t *to, hr_inbox_fn fn, void *arg);
 void hr_server__run_on(hr_shard_t *self, hr_shard_t *to, hr_inbox_fn fn, void *arg);
 /* The shard that owns a name (a channel's or a queue's home). */
 hr_shard_t *hr_server__home(hr_server_t *srv, const char *name, size_t len);
+
+/* server.c: from a thread that is not a worker (hr_server_run's, on SIGHUP), runs
+ * fn(s, data) while every worker is parked between two inbox posts, so fn may change
+ * what the workers read without locks (options, namespaces, origins). HR_ESTATE when
+ * the server is not running or is stopping. */
+int hr_server__stop_the_world(hr_server_t *s, void (*fn)(hr_server_t *s, void *data), void *data);
+/* server.c: what hr_server_run does on SIGHUP (with handle_signals). */
+void hr_server__set_reload(hr_server_t *s, void (*fn)(hr_server_t *s, void *data), void *data);
 
 /* server.c */
 hr_shard_t *hr_server__current_shard(void);

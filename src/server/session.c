@@ -228,6 +228,8 @@ void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f)
     hr_session_deliver(c, f, HR_SLOW_DISCONNECT);
 }
 
+#define HEAD_ARENA 65536
+
 /* Whether one more shared frame may be queued for c under policy (see hr_session_deliver). */
 static bool admit(hr_conn_t *c, hr_slow_policy_t policy)
 {
@@ -259,9 +261,26 @@ void hr_session_deliver_parts(hr_conn_t *c, bool binary, const void *head, size_
     uint8_t hdr[HR_WS_FRAME_HEADER_MAX];
     size_t hl = hr_ws_frame_encode_header(hdr, true, 0, binary ? HR_WS_OP_BINARY : HR_WS_OP_TEXT,
                                           hlen + tail->len, NULL);
-    if (hr_sock_write_parts(&c->sock, hdr, hl, head, hlen) == 0 &&
+    /* The heads of one fan-out are carved from one shard-wide block: a private copy per
+     * subscriber would cost an allocation each (the queue's last item is the shared tail
+     * of the previous message, which a copy cannot be packed into). */
+    hr_shard_t *sh = conn_shard(c);
+    size_t need = hl + hlen;
+    if (!sh->head_arena || sh->head_arena_used + need > sh->head_arena->len) {
+        hr_refbuf_unref(sh->head_arena);
+        sh->head_arena = hr_refbuf_create(need > HEAD_ARENA ? need : HEAD_ARENA);
+        sh->head_arena_used = 0;
+        if (!sh->head_arena)
+            return;
+    }
+    hr_refbuf_t *a = sh->head_arena;
+    size_t off = sh->head_arena_used;
+    memcpy(a->data + off, hdr, hl);
+    memcpy(a->data + off + hl, head, hlen);
+    sh->head_arena_used += need;
+    if (hr_sock_write(&c->sock, hr_refbuf_ref(a), off, off + need) == 0 &&
         hr_sock_write(&c->sock, hr_refbuf_ref(tail), 0, tail->len) == 0)
-        conn_shard(c)->stats.messages_out++;
+        sh->stats.messages_out++;
 }
 
 void hr_session_deliver(hr_conn_t *c, hr_frame_t *f, hr_slow_policy_t policy)
