@@ -2,6 +2,7 @@
  * different threads do not interleave. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +14,19 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 void hr_log_set_level(hr_log_level_t level)
 {
     log_level = level;
+}
+
+static hr_log_format_t log_format = HR_LOG_TEXT;
+
+int hr_log_set_format_name(const char *name)
+{
+    static const char *const names[] = {"text", "logfmt", "json"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, names[i]) == 0) {
+            log_format = (hr_log_format_t)i;
+            return 0;
+        }
+    return -22;
 }
 
 hr_log_level_t hr_log_get_level(void)

@@ -12,6 +12,7 @@
 #include "server/channels.h"
 #include "proto/proto.h"
 #include "server/config.h"
+#include "server/handoff.h"
 #include "server/stomp.h"
 
 static void usage(FILE *out)
@@ -73,6 +74,7 @@ int hr_cmd_serve(int argc, char **argv)
         }
     }
     hr_log_set_level((hr_log_level_t)cfg.log_level);
+    hr_log_set_format_name(cfg.log_format);
     hr_server_t *srv = hr_server_create(&cfg.server, err, sizeof(err));
     if (!srv) {
         fprintf(stderr, "herald serve: %s\n", err);
@@ -84,14 +86,27 @@ int hr_cmd_serve(int argc, char **argv)
     srv->stomp.hb_recv_ms = cfg.stomp_heartbeat[1];
     srv->stomp.hb_grace = cfg.stomp_heartbeat_grace;
     srv->stomp.app_webhook = cfg.app_webhook ? hr_strdup(cfg.app_webhook) : NULL;
-    if (hr_server_add_route(srv, "/ws", &hr_proto_echo, NULL, NULL) < 0 ||
-        hr_server_add_route(srv, "/broadcast", &hr_proto_broadcast, NULL, NULL) < 0 ||
-        hr_server_add_route(srv, "/pubsub", &hr_pubsub_route, NULL, NULL) < 0 ||
-        hr_stomp_add_route(srv, "/stomp", NULL, NULL) < 0 ||
+    srv->trusted_proxies = cfg.trusted_proxies ? hr_strdup(cfg.trusted_proxies) : NULL;
+    srv->access_log = cfg.access_log;
+#define ON(path) (strcmp((path), "off") != 0)
+    if ((ON(cfg.route_echo) &&
+         hr_server_add_route(srv, cfg.route_echo, &hr_proto_echo, NULL, NULL) < 0) ||
+        (ON(cfg.route_broadcast) &&
+         hr_server_add_route(srv, cfg.route_broadcast, &hr_proto_broadcast, NULL, NULL) < 0) ||
+        (ON(cfg.route_pubsub) &&
+         hr_server_add_route(srv, cfg.route_pubsub, &hr_pubsub_route, NULL, NULL) < 0) ||
+        (ON(cfg.route_stomp) && hr_stomp_add_route(srv, cfg.route_stomp, NULL, NULL) < 0) ||
         hr_server__add_http(srv, "/healthz", false, hr_api_healthz, NULL) != 0 ||
         hr_server__add_http(srv, "/metrics", false, hr_api_metrics, NULL) != 0 ||
         hr_server__add_http(srv, "/api/", true, hr_api_handle, NULL) != 0) {
-        fprintf(stderr, "herald serve: cannot register endpoints\n");
+        fprintf(stderr, "herald serve: cannot register endpoints (a route path must start with '/' "
+                        "and be unique)\n");
+        hr_server_destroy(srv);
+        return 1;
+    }
+#undef ON
+    if (cfg.takeover && hr_handoff_takeover(srv, cfg.takeover, err, sizeof(err)) != 0) {
+        fprintf(stderr, "herald serve: %s\n", err);
         hr_server_destroy(srv);
         return 1;
     }
@@ -101,10 +116,18 @@ int hr_cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     int rc = hr_server_start(srv, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "herald serve: %s\n", err);
+        hr_server_destroy(srv);
+        return 1;
+    }
+    if (cfg.handoff_socket && hr_handoff_listen(srv, cfg.handoff_socket, err, sizeof(err)) != 0) {
+        fprintf(stderr, "herald serve: %s\n", err);
+        hr_server_stop(srv);
+        hr_server_wait(srv);
         hr_server_destroy(srv);
         return 1;
     }
@@ -116,6 +139,7 @@ int hr_cmd_serve(int argc, char **argv)
     hr_log_info("herald %s: %d threads, endpoints /ws /broadcast /pubsub /stomp /api/ /healthz",
                 HR_VERSION_STRING, cfg.server.threads);
     rc = hr_server_run(srv, err, sizeof(err));
+    hr_handoff_close(srv);
     hr_server_destroy(srv);
     return rc == 0 ? 0 : 1;
 }

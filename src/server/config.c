@@ -33,47 +33,72 @@ typedef struct opt_row {
     double min, max;
     const char *def;
     const char *help;
+    const char *const *choices; /* T_STRING: the only values allowed, NULL-terminated */
 } opt_row_t;
+
+static const char *const log_formats[] = {"text", "logfmt", "json", NULL};
 
 #define SRV(f) offsetof(hr_config_t, server.f), sizeof(((hr_server_options_t *)0)->f)
 
 static const opt_row_t rows[] = {
     {"listen", T_LISTEN, offsetof(hr_config_t, listen), 0, 0, 0, "127.0.0.1:8080",
-     "address and port to listen on (port 0: any free port)"},
-    {"threads", T_INT, SRV(threads), 1, 256, "CPUs", "worker threads, each with its own loop"},
+     "address and port to listen on (port 0: any free port)", NULL},
+    {"threads", T_INT, SRV(threads), 1, 256, "CPUs", "worker threads, each with its own loop",
+     NULL},
     {"max-message", T_SIZE, SRV(max_message), 1, 4294967295.0, "16M",
-     "largest message accepted; above it the connection is closed with 1009"},
+     "largest message accepted; above it the connection is closed with 1009", NULL},
     {"max-backlog", T_SIZE, SRV(max_backlog), 1024, 1ull << 40, "1M",
-     "queued output per connection above which the client is closed with 1008"},
+     "queued output per connection above which the client is closed with 1008", NULL},
     {"max-header", T_SIZE, SRV(max_header), 256, 1 << 20, "8K",
-     "largest HTTP request head (431 above it)"},
+     "largest HTTP request head (431 above it)", NULL},
     {"ping-interval", T_SECONDS, SRV(ping_interval_ms), 0, 86400, "25",
-     "seconds of silence after which the server pings (0: never)"},
+     "seconds of silence after which the server pings (0: never)", NULL},
     {"idle-timeout", T_SECONDS, SRV(idle_timeout_ms), 0, 86400, "60",
-     "seconds of silence after which a connection is closed (0: never)"},
+     "seconds of silence after which a connection is closed (0: never)", NULL},
     {"handshake-timeout", T_SECONDS, SRV(handshake_timeout_ms), 0.001, 3600, "10",
-     "seconds a client has to complete its opening handshake"},
+     "seconds a client has to complete its opening handshake", NULL},
     {"shutdown-timeout", T_SECONDS, SRV(shutdown_timeout_ms), 0, 3600, "5",
-     "seconds to wait for clients to close at SIGTERM/SIGINT"},
+     "seconds to wait for clients to close at SIGTERM/SIGINT", NULL},
     {"allowed-origins", T_STRING, SRV(allowed_origins), 0, 0, "same host",
-     "comma-separated Origin patterns ('*' any; 'https://*.example.com'; 'localhost:3000')"},
-    {"compression", T_ONOFF, SRV(compression), 0, 0, "on", "permessage-deflate (on|off)"},
+     "comma-separated Origin patterns ('*' any; 'https://*.example.com'; 'localhost:3000')", NULL},
+    {"compression", T_ONOFF, SRV(compression), 0, 0, "on", "permessage-deflate (on|off)", NULL},
     {"deflate-context-takeover", T_FLAG, SRV(deflate_context_takeover), 0, 0, "off",
-     "keep zlib context between messages (better ratio, ~300 KiB per connection)"},
+     "keep zlib context between messages (better ratio, ~300 KiB per connection)", NULL},
     {"namespace", T_NAMESPACE, offsetof(hr_config_t, namespaces), 0, 0, 0, "every channel",
      "channel options, repeatable: 'orders.*:history=50,ttl=600,publish=off,presence=on,"
-     "slow=disconnect|drop-oldest|drop-newest' (defaults: history=100,ttl=300,publish=on)"},
+     "slow=disconnect|drop-oldest|drop-newest' (defaults: history=100,ttl=300,publish=on)",
+     NULL},
     {"api-key", T_STRING, offsetof(hr_config_t, api_key), 0, 0, 0, "none",
-     "key required on /api/ requests (Authorization: Bearer KEY or X-API-Key: KEY)"},
+     "key required on /api/ requests (Authorization: Bearer KEY or X-API-Key: KEY)", NULL},
     {"stomp-heartbeat", T_MS_PAIR, offsetof(hr_config_t, stomp_heartbeat), 0, 0, 86400000,
      "10000,10000",
-     "STOMP heart-beats in ms: SEND (how often Herald can send), RECV (how often it wants one)"},
+     "STOMP heart-beats in ms: SEND (how often Herald can send), RECV (how often it wants one)",
+     NULL},
     {"stomp-heartbeat-grace", T_NUMBER, offsetof(hr_config_t, stomp_heartbeat_grace), 0, 1, 1000,
-     "3", "STOMP: heart-beat periods without a byte before a session is closed"},
+     "3", "STOMP: heart-beat periods without a byte before a session is closed", NULL},
     {"app-webhook", T_STRING, offsetof(hr_config_t, app_webhook), 0, 0, 0, "none",
-     "URL that STOMP SENDs to /app/... are POSTed to (docs/stomp.md)"},
+     "URL that STOMP SENDs to /app/... are POSTed to (docs/stomp.md)", NULL},
+    {"log-format", T_STRING, offsetof(hr_config_t, log_format), 0, 0, 0, "text",
+     "log lines as text, logfmt or json", log_formats},
+    {"access-log", T_ONOFF, offsetof(hr_config_t, access_log), 0, 0, 0, "off",
+     "one log line per handshake and plain HTTP request (on|off)", NULL},
+    {"trusted-proxies", T_STRING, offsetof(hr_config_t, trusted_proxies), 0, 0, 0, "none",
+     "comma-separated addresses/CIDRs whose X-Forwarded-For / Forwarded headers are believed",
+     NULL},
+    {"route-echo", T_STRING, offsetof(hr_config_t, route_echo), 0, 0, 0, "/ws",
+     "path of the echo endpoint ('off' disables it)", NULL},
+    {"route-broadcast", T_STRING, offsetof(hr_config_t, route_broadcast), 0, 0, 0, "/broadcast",
+     "path of the broadcast endpoint ('off' disables it)", NULL},
+    {"route-pubsub", T_STRING, offsetof(hr_config_t, route_pubsub), 0, 0, 0, "/pubsub",
+     "path of the JSON pub/sub endpoint ('off' disables it)", NULL},
+    {"route-stomp", T_STRING, offsetof(hr_config_t, route_stomp), 0, 0, 0, "/stomp",
+     "path of the STOMP endpoint ('off' disables it)", NULL},
+    {"handoff-socket", T_STRING, offsetof(hr_config_t, handoff_socket), 0, 0, 0, "none",
+     "Unix socket where a new process (--takeover) can take over channels and the port", NULL},
+    {"takeover", T_STRING, offsetof(hr_config_t, takeover), 0, 0, 0, "none",
+     "at start, take channels over from the process listening on this handoff socket", NULL},
     {"log-level", T_LEVEL, offsetof(hr_config_t, log_level), sizeof(int), 0, 0, "info",
-     "error, warn, info or debug"},
+     "error, warn, info or debug", NULL},
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -86,6 +111,11 @@ void hr_config_init(hr_config_t *cfg)
     cfg->server.handle_signals = true;
     strcpy(cfg->listen, "127.0.0.1:8080");
     cfg->log_level = HR_LOG_INFO;
+    cfg->log_format = "text";
+    cfg->route_echo = "/ws";
+    cfg->route_broadcast = "/broadcast";
+    cfg->route_pubsub = "/pubsub";
+    cfg->route_stomp = "/stomp";
     cfg->stomp_heartbeat[0] = cfg->stomp_heartbeat[1] = 10000;
     cfg->stomp_heartbeat_grace = 3;
 }
@@ -176,6 +206,17 @@ int hr_config_set(hr_config_t *cfg, const char *name, const char *value, char *e
             return bad(err, errlen, r, value, "expected on or off");
         return 0;
     case T_STRING:
+        if (r->choices) {
+            bool ok = false;
+            for (const char *const *c = r->choices; *c; c++)
+                ok = ok || strcmp(*c, value) == 0;
+            if (!ok) {
+                char why[128] = "expected one of:";
+                for (const char *const *c = r->choices; *c; c++)
+                    snprintf(why + strlen(why), sizeof(why) - strlen(why), " %s", *c);
+                return bad(err, errlen, r, value, why);
+            }
+        }
         *(const char **)field = value;
         return 0;
     case T_NAMESPACE: {

@@ -19,6 +19,12 @@ typedef struct hr_config {
     uint32_t stomp_heartbeat[2];  /* --stomp-heartbeat SEND,RECV (ms) */
     double stomp_heartbeat_grace; /* --stomp-heartbeat-grace */
     const char *app_webhook;      /* --app-webhook URL */
+    const char *log_format;       /* --log-format text|logfmt|json */
+    bool access_log;              /* --access-log */
+    const char *trusted_proxies;  /* --trusted-proxies LIST, or NULL */
+    const char *route_echo, *route_broadcast, *route_pubsub, *route_stomp; /* path or "off" */
+    const char *handoff_socket; /* --handoff-socket PATH, or NULL */
+    const char *takeover;       /* --takeover PATH, or NULL */
     char listen[256];
     int log_level; /* hr_log_level_t */
 } hr_config_t;

@@ -569,6 +569,7 @@ void hr_server_destroy(hr_server_t *s)
     hr_free(s->origins);
     hr_free(s->api_key);
     hr_free(s->stomp.app_webhook);
+    hr_free(s->trusted_proxies);
     hr_free(s->host);
     hr_free(s);
 }

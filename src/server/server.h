@@ -170,6 +170,8 @@ struct hr_server {
     hr_namespaces_t namespaces;
     char *api_key; /* NULL: the API is open (loopback deployments, tests) */
     hr_stomp_config_t stomp;
+    char *trusted_proxies; /* --trusted-proxies LIST, or NULL (proxy headers ignored) */
+    bool access_log;       /* --access-log */
     void (*reload_fn)(hr_server_t *s, void *data); /* SIGHUP, on hr_server_run's thread */
     void *reload_data;
     int nshards;
