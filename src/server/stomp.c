@@ -205,8 +205,9 @@ static void on_routed(void *ctx, int err, const char *errmsg)
 {
     sop_t *o = ctx;
     sess_t *ss = sop_sess(o);
-    if (err)
-        sop_fail(o, ss, 1008, errmsg && *errmsg ? errmsg : "could not send");
+    if (err) /* HR_EAGAIN: handing over to a new process (handoff.c); going away */
+        sop_fail(o, ss, err == HR_EAGAIN ? 1001 : 1008,
+                 errmsg && *errmsg ? errmsg : "could not send");
     else
         sop_done(o, ss);
 }
@@ -489,7 +490,8 @@ static void do_subscribe(sess_t *ss, const hr_stomp_frame_t *f)
              f);
         return;
     } else {
-        fail(ss, 1008, "unknown destination (use /topic/, /queue/ or /user/)", f);
+        fail_ex(ss, 1008, "unknown destination", hr_stomp_header_get(f, "receipt"),
+                "Subscriptions are to /topic/NAME, /queue/NAME or /user/queue/NAME.", NULL);
         return;
     }
     ssub_t *s = hr_calloc(1, sizeof(*s));
@@ -1020,7 +1022,11 @@ static void do_send(sess_t *ss, const hr_stomp_frame_t *f)
                : HR_ENOMEM;
     if (rc) {
         hr_free(o);
-        fail(ss, rc == HR_ENOMEM ? 1011 : 1008, err, f);
+        bool unknown = strcmp(err, "unknown destination") == 0;
+        fail_ex(ss, rc == HR_ENOMEM ? 1011 : 1008, err, hr_stomp_header_get(f, "receipt"),
+                unknown ? "Destinations are /topic/NAME, /queue/NAME, /user/USER/... and /app/NAME."
+                        : NULL,
+                NULL);
     }
 }
 

@@ -603,7 +603,10 @@ static void on_channel_published(void *ctx, int err, uint64_t offset, const char
     (void)epoch;
     pub_wait_t *w = ctx;
     if (w->done)
-        w->done(w->ctx, err, err ? "could not publish" : "");
+        w->done(w->ctx, err,
+                err == HR_EAGAIN ? "server restarting: send again after reconnecting"
+                : err            ? "could not publish"
+                                 : "");
     hr_free(w);
 }
 
@@ -665,7 +668,7 @@ int hr_stomp_route(hr_shard_t *sh, const char *dest, size_t dlen, const char *ct
     if (!queue && !user) {
         *errmsg = dlen > 5 && memcmp(dest, "/app/", 5) == 0
                       ? "application destinations cannot be sent to from here"
-                      : "unknown destination (use /topic/, /queue/, /user/ or /app/)";
+                      : "unknown destination";
         return HR_EINVAL;
     }
     const char *user_end = NULL;
