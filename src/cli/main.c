@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cmd_check_config.h"
 #include "server/config.h"
 #include "herald/version.h"
 
@@ -17,10 +18,12 @@ static void usage(FILE *out)
           "  bench        load generator: echo, broadcast and idle-connection scenarios\n"
           "  pub CHANNEL DATA   publish to a channel (through /pubsub)\n"
           "  sub CHANNEL  follow a channel; reconnects and recovers missed messages\n"
+          "  check-config FILE  check a config file for serve --config (errors with their line)\n"
           "\n"
           "  herald --help, herald --version, herald <command> --help\n"
           "\n"
-          "serve options (--name VALUE or --name=VALUE):\n",
+          "serve options (--name VALUE or --name=VALUE; or a key without '--' in the file of\n"
+          "serve --config FILE):\n",
           out);
     hr_config_usage(out);
 }
@@ -48,6 +51,8 @@ int main(int argc, char **argv)
         return hr_cmd_sub(argc - 1, argv + 1);
     if (strcmp(cmd, "client") == 0)
         return hr_cmd_client(argc - 1, argv + 1);
+    if (strcmp(cmd, "check-config") == 0)
+        return hr_cmd_check_config(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return hr_cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "herald: unknown command '%s' (see herald --help)\n", cmd);

@@ -3,13 +3,16 @@
  * disagree. Values: sizes take K/M/G suffixes (powers of 1024), durations are seconds
  * (fractions allowed). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "herald/error.h"
 #include "server/config.h"
+#include "server/reload.h"
 
 typedef enum opt_type {
     T_LISTEN,
@@ -120,6 +123,33 @@ void hr_config_init(hr_config_t *cfg)
     cfg->stomp_heartbeat_grace = 3;
 }
 
+/* A string the config owns: values read from a file outlive the parser's buffer. */
+struct hr_config_str {
+    struct hr_config_str *next;
+    char s[];
+};
+
+void hr_config_deinit(hr_config_t *cfg)
+{
+    while (cfg->strings) {
+        struct hr_config_str *x = cfg->strings;
+        cfg->strings = x->next;
+        hr_free(x);
+    }
+}
+
+const char *hr_config_keep(hr_config_t *cfg, const char *s)
+{
+    size_t n = strlen(s);
+    struct hr_config_str *x = hr_malloc(sizeof(*x) + n + 1);
+    if (!x)
+        return NULL;
+    memcpy(x->s, s, n + 1);
+    x->next = cfg->strings;
+    cfg->strings = x;
+    return x->s;
+}
+
 static const opt_row_t *find(const char *name)
 {
     for (size_t i = 0; i < NROWS; i++)
@@ -217,6 +247,8 @@ int hr_config_set(hr_config_t *cfg, const char *name, const char *value, char *e
                 return bad(err, errlen, r, value, why);
             }
         }
+        if (strncmp(r->name, "route-", 6) == 0 && value[0] != '/' && strcmp(value, "off") != 0)
+            return bad(err, errlen, r, value, "expected a path starting with '/', or off");
         *(const char **)field = value;
         return 0;
     case T_NAMESPACE: {
@@ -321,4 +353,305 @@ void hr_config_usage(FILE *out)
         snprintf(left, sizeof(left), "--%s%s", r->name, r->type == T_FLAG ? "" : " VALUE");
         fprintf(out, "  %-34s %s (default: %s)\n", left, r->help, r->def);
     }
+}
+
+int hr_config_set_file(hr_config_t *cfg, const char *name, const char *value, char *err,
+                       size_t errlen)
+{
+    const opt_row_t *r = find(name);
+    if (!r || r->type != T_FLAG)
+        return hr_config_set(cfg, name, value, err, errlen);
+    if (value && (strcmp(value, "on") == 0 || strcmp(value, "true") == 0))
+        *(bool *)((char *)cfg + r->offset) = true;
+    else if (value && (strcmp(value, "off") == 0 || strcmp(value, "false") == 0))
+        *(bool *)((char *)cfg + r->offset) = false;
+    else
+        return bad(err, errlen, r, value ? value : "", "expected on or off");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- writing values back */
+
+size_t hr_config_count(void)
+{
+    return NROWS;
+}
+
+const char *hr_config_name(size_t i)
+{
+    return i < NROWS ? rows[i].name : NULL;
+}
+
+int hr_config_index(const char *name)
+{
+    const opt_row_t *r = find(name);
+    return r ? (int)(r - rows) : -1;
+}
+
+static uint64_t load_uint(const void *field, size_t width)
+{
+    if (width == 8)
+        return *(const uint64_t *)field;
+    if (width == 4)
+        return *(const uint32_t *)field;
+    if (width == 2)
+        return *(const uint16_t *)field;
+    return 0;
+}
+
+/* Appends to out[0..len) at *at, snprintf-style: *at counts what was needed. */
+static void put(char *out, size_t len, size_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void put(char *out, size_t len, size_t *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(*at < len ? out + *at : NULL, *at < len ? len - *at : 0, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *at += (size_t)n;
+}
+
+/* Milliseconds as seconds, as short as exact: 25000 "25", 1500 "1.5", 1 "0.001". */
+static void put_seconds(char *out, size_t len, size_t *at, uint64_t ms)
+{
+    if (ms % 1000 == 0) {
+        put(out, len, at, "%llu", (unsigned long long)(ms / 1000));
+        return;
+    }
+    char frac[4];
+    snprintf(frac, sizeof(frac), "%03u", (unsigned)(ms % 1000));
+    for (int i = 2; i > 0 && frac[i] == '0'; i--)
+        frac[i] = 0;
+    put(out, len, at, "%llu.%s", (unsigned long long)(ms / 1000), frac);
+}
+
+static void put_namespace(char *out, size_t len, size_t *at, const hr_namespace_t *ns)
+{
+    put(out, len, at, "%s:history=%u,ttl=", ns->pattern, ns->history_size);
+    put_seconds(out, len, at, ns->history_ttl_ms);
+    put(out, len, at, ",publish=%s,presence=%s,slow=%s", ns->client_publish ? "on" : "off",
+        ns->presence ? "on" : "off", hr_slow_policy_name(ns->slow));
+}
+
+static size_t format_row(const hr_config_t *cfg, const opt_row_t *r, char *out, size_t len)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    const void *field = (const char *)cfg + r->offset;
+    size_t at = 0;
+    if (len)
+        out[0] = 0;
+    switch (r->type) {
+    case T_LISTEN: {
+        const char *host = cfg->server.host ? cfg->server.host : "";
+        bool v6 = strchr(host, ':') != NULL;
+        put(out, len, &at, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", cfg->server.port);
+        break;
+    }
+    case T_INT:
+        put(out, len, &at, "%d", *(const int *)field);
+        break;
+    case T_SIZE: {
+        uint64_t v = load_uint(field, r->width);
+        static const char suffix[] = "GMK";
+        int i = 0;
+        while (i < 3 && (v == 0 || v % (1ull << (10 * (3 - i))) != 0))
+            i++;
+        if (i < 3)
+            put(out, len, &at, "%llu%c", (unsigned long long)(v >> (10 * (3 - i))), suffix[i]);
+        else
+            put(out, len, &at, "%llu", (unsigned long long)v);
+        break;
+    }
+    case T_SECONDS:
+        put_seconds(out, len, &at, load_uint(field, r->width));
+        break;
+    case T_ONOFF:
+    case T_FLAG:
+        put(out, len, &at, "%s", *(const bool *)field ? "on" : "off");
+        break;
+    case T_STRING:
+        put(out, len, &at, "%s", *(const char *const *)field ? *(const char *const *)field : "");
+        break;
+    case T_LEVEL: {
+        int l = *(const int *)field;
+        put(out, len, &at, "%s", l >= 0 && l < 4 ? levels[l] : "info");
+        break;
+    }
+    case T_NAMESPACE: {
+        const hr_namespaces_t *list = field;
+        for (size_t i = 0; i < list->count; i++) {
+            if (i)
+                put(out, len, &at, "\n");
+            put_namespace(out, len, &at, &list->items[i]);
+        }
+        break;
+    }
+    case T_MS_PAIR:
+        put(out, len, &at, "%u,%u", ((const uint32_t *)field)[0], ((const uint32_t *)field)[1]);
+        break;
+    case T_NUMBER:
+        put(out, len, &at, "%.15g", *(const double *)field);
+        break;
+    }
+    return at;
+}
+
+size_t hr_config_format(const hr_config_t *cfg, const char *name, char *out, size_t len)
+{
+    const opt_row_t *r = find(name);
+    if (!r) {
+        if (len)
+            out[0] = 0;
+        return 0;
+    }
+    return format_row(cfg, r, out, len);
+}
+
+/* The value of row r, formatted into a heap buffer (NULL on out of memory). */
+static char *format_alloc(const hr_config_t *cfg, const opt_row_t *r)
+{
+    size_t n = format_row(cfg, r, NULL, 0);
+    char *s = hr_malloc(n + 1);
+    if (s)
+        format_row(cfg, r, s, n + 1);
+    return s;
+}
+
+bool hr_config_same(const hr_config_t *a, const hr_config_t *b, const char *name)
+{
+    const opt_row_t *r = find(name);
+    if (!r)
+        return true;
+    char *x = format_alloc(a, r), *y = format_alloc(b, r);
+    bool same = x && y && strcmp(x, y) == 0;
+    hr_free(x);
+    hr_free(y);
+    return same;
+}
+
+int hr_config_copy(hr_config_t *dst, const hr_config_t *src, const char *name)
+{
+    const opt_row_t *r = find(name);
+    if (!r)
+        return HR_EINVAL;
+    void *to = (char *)dst + r->offset;
+    const void *from = (const char *)src + r->offset;
+    switch (r->type) {
+    case T_LISTEN:
+        memcpy(dst->listen, src->listen, sizeof(dst->listen));
+        dst->server.host = src->server.host == src->listen ? dst->listen : src->server.host;
+        dst->server.port = src->server.port;
+        return 0;
+    case T_STRING: {
+        const char *v = *(const char *const *)from;
+        const char *kept = v ? hr_config_keep(dst, v) : NULL;
+        if (v && !kept)
+            return HR_ENOMEM;
+        *(const char **)to = kept;
+        return 0;
+    }
+    case T_INT:
+    case T_LEVEL:
+        memcpy(to, from, sizeof(int));
+        return 0;
+    case T_SIZE:
+    case T_SECONDS:
+        memcpy(to, from, r->width);
+        return 0;
+    case T_ONOFF:
+    case T_FLAG:
+        memcpy(to, from, sizeof(bool));
+        return 0;
+    case T_NAMESPACE:
+        memcpy(to, from, sizeof(hr_namespaces_t));
+        return 0;
+    case T_MS_PAIR:
+        memcpy(to, from, 2 * sizeof(uint32_t));
+        return 0;
+    case T_NUMBER:
+        memcpy(to, from, sizeof(double));
+        return 0;
+    }
+    return HR_EINVAL;
+}
+
+/* Defaults that describe rather than spell a value ("CPUs", "none", "same host"). */
+static bool default_is_value(const opt_row_t *r)
+{
+    return strcmp(r->def, "CPUs") != 0 && strcmp(r->def, "none") != 0 && !strchr(r->def, ' ');
+}
+
+/* A value the config file would read differently unquoted: outer blanks, a comment
+ * (# or ; after a blank, or first), or enclosing quotes. */
+static bool needs_quotes(const char *v)
+{
+    size_t n = strlen(v);
+    if (!n)
+        return false;
+    if (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t' || v[0] == '#' ||
+        v[0] == ';' || (v[0] == '"' && v[n - 1] == '"'))
+        return true;
+    for (size_t i = 1; i < n; i++)
+        if ((v[i] == '#' || v[i] == ';') && (v[i - 1] == ' ' || v[i - 1] == '\t'))
+            return true;
+    return false;
+}
+
+static void print_row(FILE *out, const hr_config_t *cfg, const hr_config_t *defaults,
+                      const opt_row_t *r, const char *key)
+{
+    fprintf(out, "\n# %s", r->help);
+    if (!default_is_value(r))
+        fprintf(out, " (default: %s)", r->def);
+    if (!hr_reload_is_live(r->name))
+        fputs(" (a change needs a restart)", out);
+    fputc('\n', out);
+    char *v = format_alloc(cfg, r);
+    char *d = format_alloc(defaults, r);
+    bool dflt = !v || !d || strcmp(v, d) == 0;
+    if (r->type == T_NAMESPACE && !dflt) {
+        for (char *line = v, *nl; line; line = nl ? nl + 1 : NULL) {
+            nl = strchr(line, '\n');
+            if (nl)
+                *nl = 0;
+            fprintf(out, "%s = %s\n", key, line);
+        }
+    } else if (!dflt) {
+        fprintf(out, needs_quotes(v) ? "%s = \"%s\"\n" : "%s = %s\n", key, v);
+    } else if (default_is_value(r)) {
+        fprintf(out, "# %s = %s\n", key, r->def);
+    } else {
+        fprintf(out, "# %s =\n", key);
+    }
+    hr_free(v);
+    hr_free(d);
+}
+
+void hr_config_print(FILE *out, const hr_config_t *cfg)
+{
+    hr_config_t *defaults = hr_malloc(sizeof(*defaults));
+    if (!defaults)
+        return;
+    hr_config_init(defaults);
+    fputs("# Herald configuration for `herald serve --config FILE` (docs/operations.md),\n"
+          "# written by `herald serve --print-config`.\n"
+          "#\n"
+          "# Every key is a `herald serve` option without its \"--\"; options given on the\n"
+          "# command line override this file. A key commented out shows its default.\n"
+          "# Sizes take K/M/G suffixes (powers of 1024), durations are seconds. Comments\n"
+          "# start with # or ; (at the start of a line, or after a blank). Check a file with\n"
+          "# `herald check-config FILE`; SIGHUP re-reads it.\n"
+          "\n[herald]\n",
+          out);
+    for (size_t i = 0; i < NROWS; i++)
+        if (strncmp(rows[i].name, "route-", 6) != 0)
+            print_row(out, cfg, defaults, &rows[i], rows[i].name);
+    fputs("\n# Endpoint paths (the route-* options); 'off' disables an endpoint.\n[routes]\n", out);
+    for (size_t i = 0; i < NROWS; i++)
+        if (strncmp(rows[i].name, "route-", 6) == 0)
+            print_row(out, cfg, defaults, &rows[i], rows[i].name + 6);
+    hr_config_deinit(defaults);
+    hr_free(defaults);
 }
