@@ -9,6 +9,10 @@
 /* GET /healthz: 200 {"status":"ok"} while the server runs; other methods 405. */
 void hr_api_healthz(hr_http_ctx_t *x, void *data);
 
+/* GET /readyz: 200 {"status":"ready"} while the server accepts and every worker runs;
+ * 503 {"status":"stopping"} once a shutdown has started. Other methods 405. */
+void hr_api_readyz(hr_http_ctx_t *x, void *data);
+
 /* Everything under /api/: the backend API (docs/api.md). */
 void hr_api_handle(hr_http_ctx_t *x, void *data);
 

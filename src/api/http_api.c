@@ -3,11 +3,14 @@
  * error is {"error":"<code>","message":"..."} with the matching status. Answers that
  * need another thread (the channel's home, or every thread) are deferred and sent when
  * the data comes back; the connection may be gone by then, which the token tells. */
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "base/alloc.h"
@@ -123,7 +126,8 @@ static bool channel_ok(hr_http_ctx_t *x, json_t *v, const char **name, size_t *l
 typedef struct pub_batch {
     hr_http_token_t tok;
     size_t n, done, failed;
-    char *data; /* compact JSON of the value */
+    size_t unavailable; /* of failed: the server is handing over (handoff.c) */
+    char *data;         /* compact JSON of the value */
     struct {
         char *channel;
         uint64_t offset;
@@ -147,6 +151,17 @@ typedef struct pub_slot {
 
 static void batch_done(pub_batch_t *b, bool single)
 {
+    if (b->unavailable) {
+        /* Nothing was published by this process after the handoff began: retrying (on
+         * the new process, same address) publishes exactly once. */
+        hr_buf_t e;
+        hr_buf_init(&e);
+        error_body(&e, "unavailable", "server restarting: publish again");
+        hr_http_reply_token(b->tok, 503, JSON_TYPE, e.data, e.len, "Retry-After: 1\r\n");
+        hr_buf_deinit(&e);
+        batch_free(b);
+        return;
+    }
     if (b->failed) {
         fail_later(b->tok, 500, "internal", "could not publish");
         batch_free(b);
@@ -179,9 +194,10 @@ static void on_published(void *ctx, int err, uint64_t offset, const char *epoch)
 {
     pub_slot_t *s = ctx;
     pub_batch_t *b = s->batch;
-    if (err)
+    if (err) {
         b->failed++;
-    else {
+        b->unavailable += err == HR_EAGAIN;
+    } else {
         b->items[s->i].offset = offset;
         snprintf(b->items[s->i].epoch, sizeof(b->items[s->i].epoch), "%s", epoch);
     }
@@ -486,6 +502,7 @@ typedef struct gather {
         size_t n;
         hr_shard_stats_t stats;
         uint64_t conns, homes, disconnected;
+        uint64_t route_conns[HR_MAX_ROUTES], stomp_sessions, queued_bytes; /* metrics */
     } slot[];
 } gather_t;
 
@@ -513,11 +530,23 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const chan_count_t *)a)->name, ((const chan_count_t *)b)->name);
 }
 
-/* Prometheus text format 0.0.4: one family per counter or gauge, a sample per thread. */
+/* ---------------------------------------------------------------- /metrics */
+
+/* Prometheus text format 0.0.4 (docs/operations.md lists the families). Every
+ * family has HELP and TYPE lines; counters end in _total; units are seconds and bytes.
+ * Per-thread families carry a thread label; labelled counters (reason, limit) and the
+ * latency histogram are summed over the threads at gather time. */
+
+static void family(hr_buf_t *out, const char *name, const char *type, const char *help)
+{
+    hr_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family with one sample per thread of the uint64_t at offset off of each slot. */
 static void metric(hr_buf_t *out, const gather_t *g, int nshards, const char *name,
                    const char *type, const char *help, size_t off)
 {
-    hr_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    family(out, name, type, help);
     for (int i = 0; i < nshards; i++) {
         uint64_t v;
         memcpy(&v, (const char *)&g->slot[i] + off, sizeof(v));
@@ -525,22 +554,172 @@ static void metric(hr_buf_t *out, const gather_t *g, int nshards, const char *na
     }
 }
 
+/* A label value: '\', '"' and newline escaped (text format 0.0.4). */
+static void label_value(hr_buf_t *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            hr_buf_appendf(out, "\\%c", *s);
+        else if (*s == '\n')
+            hr_buf_append_str(out, "\\n");
+        else
+            hr_buf_append(out, s, 1);
+    }
+}
+
+static uint64_t sum_slots(const gather_t *g, int nshards, size_t off)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < nshards; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&g->slot[i] + off, sizeof(v));
+        total += v;
+    }
+    return total;
+}
+
+static void write_labelled(hr_buf_t *out, const gather_t *g, int nshards, const char *name,
+                           const char *label, const char *const *values, size_t nvalues,
+                           size_t off0)
+{
+    for (size_t k = 0; k < nvalues; k++)
+        hr_buf_appendf(out, "%s{%s=\"%s\"} %llu\n", name, label, values[k],
+                       (unsigned long long)sum_slots(g, nshards, off0 + k * sizeof(uint64_t)));
+}
+
+static void write_latency(hr_buf_t *out, const gather_t *g, int nshards)
+{
+    const char *name = "herald_publish_latency_seconds";
+    family(out, name, "histogram",
+           "Time from a channel publish at its home thread until the message is queued to a "
+           "subscriber's socket, one observation per subscriber.");
+    uint64_t cum = 0, sum_ns = 0;
+    for (int i = 0; i < nshards; i++)
+        sum_ns += g->slot[i].stats.publish_latency_ns;
+    for (int b = 0; b <= HR_LATENCY_BUCKETS; b++) {
+        for (int i = 0; i < nshards; i++)
+            cum += g->slot[i].stats.publish_latency[b];
+        if (b < HR_LATENCY_BUCKETS)
+            hr_buf_appendf(out, "%s_bucket{le=\"%g\"} %llu\n", name, hr_latency_bound_us(b) / 1e6,
+                           (unsigned long long)cum);
+        else
+            hr_buf_appendf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    }
+    hr_buf_appendf(out, "%s_sum %.9f\n%s_count %llu\n", name, sum_ns / 1e9, name,
+                   (unsigned long long)cum);
+}
+
+/* The process_* families every Prometheus client library exports, from /proc (Linux). */
+static void write_process(hr_buf_t *out)
+{
+    long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+    long long rss = 0;
+    bool have_stat = false;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f) {
+        char line[1024];
+        /* The command name (field 2) may hold spaces and ')': skip past the last ')'. */
+        char *rest = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+        have_stat = rest && sscanf(rest + 2,
+                                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d "
+                                   "%*d %*d %*d %*d %*d %llu %llu %lld",
+                                   &utime, &stime, &start, &vsize, &rss) == 5;
+        fclose(f);
+    }
+    unsigned long long btime = 0;
+    f = fopen("/proc/stat", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "btime %llu", &btime) == 1)
+                break;
+        fclose(f);
+    }
+    if (have_stat && tick > 0) {
+        family(out, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.");
+        hr_buf_appendf(out, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / tick);
+        family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        hr_buf_appendf(out, "process_resident_memory_bytes %lld\n", rss * (long long)page);
+        family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        hr_buf_appendf(out, "process_virtual_memory_bytes %llu\n", vsize);
+        if (btime) {
+            family(out, "process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds.");
+            hr_buf_appendf(out, "process_start_time_seconds %.2f\n",
+                           (double)btime + (double)start / tick);
+        }
+    }
+    /* O(open descriptors) per scrape, as in every client library. */
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long n = 0;
+        for (struct dirent *e; (e = readdir(d));)
+            if (e->d_name[0] != '.')
+                n++;
+        closedir(d);
+        family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+        hr_buf_appendf(out, "process_open_fds %ld\n", n - 1); /* not the directory's own */
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        family(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        if (rl.rlim_cur == RLIM_INFINITY)
+            hr_buf_append_str(out, "process_max_fds +Inf\n");
+        else
+            hr_buf_appendf(out, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+}
+
 static void write_metrics(hr_buf_t *out, const gather_t *g, const hr_server_t *srv)
 {
 #define SLOT(f) offsetof(struct gather_slot, f)
     int n = srv->nshards;
-    metric(out, g, n, "herald_connections", "gauge", "Open WebSocket connections.", SLOT(conns));
+    family(out, "herald_connections", "gauge",
+           "Open WebSocket connections by endpoint (route path) and thread.");
+    for (int r = 0; r < srv->nroutes; r++)
+        for (int i = 0; i < n; i++) {
+            hr_buf_append_str(out, "herald_connections{endpoint=\"");
+            label_value(out, srv->routes[r].path);
+            hr_buf_appendf(out, "\",thread=\"%d\"} %llu\n", i,
+                           (unsigned long long)g->slot[i].route_conns[r]);
+        }
     metric(out, g, n, "herald_connections_accepted_total", "counter", "TCP connections accepted.",
            SLOT(stats.accepted));
     metric(out, g, n, "herald_handshakes_accepted_total", "counter",
            "WebSocket handshakes completed.", SLOT(stats.handshakes_ok));
-    metric(out, g, n, "herald_handshakes_rejected_total", "counter",
-           "Requests answered with an HTTP error (bad handshake, unknown path, limits).",
-           SLOT(stats.handshakes_failed));
+    static const char *const reasons[] = {
+#define HR_NAME_(name, label) label,
+        HR_REJECT_MAP(HR_NAME_)
+#undef HR_NAME_
+    };
+    family(out, "herald_handshakes_rejected_total", "counter",
+           "Upgrades and HTTP requests refused with an HTTP error, by reason.");
+    write_labelled(out, g, n, "herald_handshakes_rejected_total", "reason", reasons,
+                   HR_REJECT__COUNT, SLOT(stats.rejected));
+    static const char *const limits[] = {
+#define HR_NAME_(name, label) label,
+        HR_LIMIT_MAP(HR_NAME_)
+#undef HR_NAME_
+    };
+    family(out, "herald_limit_rejections_total", "counter",
+           "Messages, requests or clients refused by a configured limit, by limit.");
+    write_labelled(out, g, n, "herald_limit_rejections_total", "limit", limits, HR_LIMIT__COUNT,
+                   SLOT(stats.limit_rejections));
     metric(out, g, n, "herald_messages_received_total", "counter", "WebSocket messages received.",
            SLOT(stats.messages_in));
     metric(out, g, n, "herald_messages_sent_total", "counter",
            "WebSocket messages queued to clients.", SLOT(stats.messages_out));
+    metric(out, g, n, "herald_received_bytes_total", "counter",
+           "WebSocket bytes received (frames with their headers, as on the wire).",
+           SLOT(stats.bytes_in));
+    metric(out, g, n, "herald_sent_bytes_total", "counter",
+           "WebSocket bytes queued to clients (frames with their headers, compressed if so).",
+           SLOT(stats.bytes_out));
+    write_latency(out, g, n);
+    metric(out, g, n, "herald_queued_output_bytes", "gauge",
+           "Bytes waiting in connections' output queues.", SLOT(queued_bytes));
     metric(out, g, n, "herald_slow_consumer_closes_total", "counter",
            "Clients closed with 1008 because their backlog passed --max-backlog.",
            SLOT(stats.slow_consumer_closes));
@@ -552,11 +731,17 @@ static void write_metrics(hr_buf_t *out, const gather_t *g, const hr_server_t *s
            SLOT(stats.protocol_errors));
     metric(out, g, n, "herald_channels", "gauge", "Channels whose home is this thread.",
            SLOT(homes));
+    metric(out, g, n, "herald_stomp_sessions", "gauge",
+           "Open WebSocket connections on STOMP endpoints.", SLOT(stomp_sessions));
 #undef SLOT
-    hr_buf_appendf(out,
-                   "# HELP herald_build_info Herald version.\n# TYPE herald_build_info gauge\n"
-                   "herald_build_info{version=\"%s\"} 1\n",
-                   HR_VERSION_STRING);
+    family(out, "herald_cluster_enabled", "gauge",
+           "1 when channels are shared with other nodes through Redis (--redis), else 0.");
+    hr_buf_append_str(out, "herald_cluster_enabled 0\n");
+    family(out, "herald_build_info", "gauge", "Herald version.");
+    hr_buf_append_str(out, "herald_build_info{version=\"");
+    label_value(out, HR_VERSION_STRING);
+    hr_buf_append_str(out, "\"} 1\n");
+    write_process(out);
 }
 
 static void gather_finish(void *ctx, void *arg)
@@ -640,6 +825,7 @@ static void gather_here(void *ctx, void *arg)
         for (hr_list_t *l = sh->conns.next; l != &sh->conns;) {
             hr_conn_t *c = hr_list_entry(l, hr_conn_t, shard_link);
             l = l->next;
+            g->slot[i].queued_bytes += hr_sock_queued(&c->sock);
             if (c->phase != HR_PHASE_OPEN)
                 continue;
             g->slot[i].conns++;
@@ -650,6 +836,16 @@ static void gather_here(void *ctx, void *arg)
         }
         g->slot[i].stats = sh->stats;
         g->slot[i].homes = sh->nhomes;
+        const hr_server_t *srv = sh->srv;
+        for (int r = 0; g->kind == GATHER_METRICS && r < srv->nroutes; r++) {
+            uint64_t k = 0;
+            const hr_list_t *head = &sh->route_conns[srv->routes[r].id];
+            for (const hr_list_t *l = head->next; l != head; l = l->next)
+                k++;
+            g->slot[i].route_conns[r] = k;
+            if (srv->routes[r].cb.on_open == hr_stomp_route_cb.on_open)
+                g->slot[i].stomp_sessions += k;
+        }
     }
     if (atomic_fetch_sub(&g->pending, 1) == 1) {
         if (sh == g->origin)

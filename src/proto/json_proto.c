@@ -48,6 +48,7 @@ static const char *const code_names[] = {
     [HR_JP_NOT_ALLOWED] = "not_allowed",       [HR_JP_LIMIT_EXCEEDED] = "limit_exceeded",
     [HR_JP_NOT_FOUND] = "not_found",           [HR_JP_ALREADY_SUBSCRIBED] = "already_subscribed",
     [HR_JP_NOT_SUBSCRIBED] = "not_subscribed", [HR_JP_INTERNAL] = "internal",
+    [HR_JP_UNAVAILABLE] = "unavailable",
 };
 
 static const char *const type_names[] = {

@@ -40,7 +40,8 @@ typedef enum hr_jp_code {
     HR_JP_NOT_FOUND,
     HR_JP_ALREADY_SUBSCRIBED,
     HR_JP_NOT_SUBSCRIBED,
-    HR_JP_INTERNAL
+    HR_JP_INTERNAL,
+    HR_JP_UNAVAILABLE /* the server is handing over to a new process: retry after reconnecting */
 } hr_jp_code_t;
 
 /* A client's request id, kept as the compact JSON text to echo: 17 or "a1". */

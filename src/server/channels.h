@@ -114,6 +114,32 @@ typedef void (*hr_chan_presence_cb)(void *ctx, const hr_chan_presence_result_t *
 int hr_channels_presence(hr_shard_t *sh, const char *name, size_t len, hr_chan_presence_cb cb,
                          void *ctx);
 
+/* Graceful restart (handoff.c): a channel's home as one process hands it to the next. */
+typedef struct hr_chan_snapshot_item {
+    uint64_t offset;
+    uint64_t time_ms;
+    hr_slice_t data;   /* the published JSON value */
+    hr_frame_t *frame; /* a reference keeping data alive (snapshot), or NULL (restore) */
+} hr_chan_snapshot_item_t;
+
+typedef struct hr_chan_snapshot {
+    char *name;
+    size_t name_len;
+    char epoch[HR_HISTORY_EPOCH_MAX + 1];
+    uint64_t next_offset; /* the offset the next publish gets */
+    size_t n;             /* history items, consecutive offsets ending at next_offset - 1 */
+    hr_chan_snapshot_item_t *items;
+} hr_chan_snapshot_t;
+
+/* Every channel home of every shard, with references to its history. Only while every
+ * worker is parked (hr_server__stop_the_world) or none runs. 0 or HR_ENOMEM. */
+int hr_channels_snapshot(hr_server_t *srv, hr_chan_snapshot_t **out, size_t *n);
+void hr_channels_snapshot_free(hr_chan_snapshot_t *v, size_t n);
+/* Before start: makes ch a channel home with its epoch, next offset and history (frames
+ * rebuilt as pub_at_home builds them). 0, HR_EINVAL (inconsistent), HR_EEXIST,
+ * HR_ENOMEM, HR_ESTATE (started). */
+int hr_channels_restore(hr_server_t *srv, const hr_chan_snapshot_t *ch);
+
 /* The /pubsub endpoint: Herald's JSON protocol (docs/protocol.md) on these channels. */
 extern const hr_route_callbacks_t hr_pubsub_route;
 

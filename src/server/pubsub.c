@@ -188,7 +188,10 @@ static void on_published(void *ctx, int err, uint64_t offset, const char *epoch)
     op_t *o = ctx;
     hr_conn_t *c = op_conn(o);
     if (c) {
-        if (err) {
+        if (err == HR_EAGAIN) {
+            reply_error(c, &o->id, HR_JP_UNAVAILABLE,
+                        "server restarting: publish again after reconnecting");
+        } else if (err) {
             reply_error(c, &o->id, HR_JP_INTERNAL, "could not publish");
         } else {
             hr_buf_t *b = &conn_shard(c)->zscratch;

@@ -106,6 +106,27 @@ static int parse_origins(hr_server_t *s, const char *list)
     return 0;
 }
 
+int hr_server__replace_origins(hr_server_t *s, const char *list)
+{
+    char **old = s->origins;
+    size_t nold = s->norigins;
+    s->origins = NULL;
+    s->norigins = 0;
+    int rc = parse_origins(s, list);
+    if (rc) { /* keep the old list; drop what was parsed */
+        char **partial = s->origins;
+        size_t npartial = s->norigins;
+        s->origins = old;
+        s->norigins = nold;
+        old = partial;
+        nold = npartial;
+    }
+    for (size_t i = 0; i < nold; i++)
+        hr_free(old[i]);
+    hr_free(old);
+    return rc;
+}
+
 static void shard_end_hook(hr_loop_t *loop, void *data)
 {
     hr_shard_t *sh = data;
@@ -318,6 +339,18 @@ static int open_listener(hr_server_t *s, uint16_t port, uint16_t *bound, char *e
     return fd;
 }
 
+/* Runs on the shard (or before start): stop accepting. */
+static void close_listener(void *ctx, void *arg)
+{
+    hr_shard_t *sh = ctx;
+    (void)arg;
+    if (sh->listen_io.fd >= 0) {
+        hr_loop_io_stop(&sh->loop, &sh->listen_io);
+        close(sh->listen_io.fd);
+        sh->listen_io.fd = -1;
+    }
+}
+
 /* ---------------------------------------------------------------- workers */
 
 static void *worker_main(void *arg)
@@ -349,11 +382,7 @@ static void shard_stop(void *ctx, void *arg)
     if (sh->stopping)
         return;
     sh->stopping = true;
-    if (sh->listen_io.fd >= 0) {
-        hr_loop_io_stop(&sh->loop, &sh->listen_io);
-        close(sh->listen_io.fd);
-        sh->listen_io.fd = -1;
-    }
+    close_listener(sh, NULL);
     for (hr_list_t *n = sh->conns.next; n != &sh->conns;) {
         hr_list_t *next = n->next;
         hr_session_shutdown(hr_list_entry(n, hr_conn_t, shard_link));
@@ -400,23 +429,79 @@ hr_shard_t *hr_server__home(hr_server_t *srv, const char *name, size_t len)
     return &srv->shards[(hr_hash_name(name, len) >> 17) % (uint64_t)srv->nshards];
 }
 
+int hr_server__listen(hr_server_t *s, char *err, size_t errlen)
+{
+    if (s->started) {
+        set_err(err, errlen, "server already started");
+        return HR_ESTATE;
+    }
+    /* Every shard binds the port the first one got (port 0: any free port). */
+    uint16_t port = s->port ? s->port : s->opt.port;
+    for (int i = 0; i < s->nshards; i++) {
+        hr_shard_t *sh = &s->shards[i];
+        if (sh->listen_io.fd >= 0)
+            continue;
+        int fd = open_listener(s, port, &port, err, errlen);
+        if (fd < 0)
+            return fd;
+        sh->listen_io.fd = fd;
+        sh->listen_io.cb = on_accept;
+        hr_loop_io_start(&sh->loop, &sh->listen_io, EPOLLIN);
+        s->port = port;
+    }
+    return 0;
+}
+
+static void reopen_listener(void *ctx, void *arg)
+{
+    hr_shard_t *sh = ctx;
+    (void)arg;
+    char err[256];
+    uint16_t port = sh->srv->port;
+    if (sh->stopping || sh->listen_io.fd >= 0)
+        return;
+    int fd = open_listener(sh->srv, port, &port, err, sizeof(err));
+    if (fd < 0) {
+        hr_log_error("shard %d: %s", sh->index, err);
+        return;
+    }
+    sh->listen_io.fd = fd;
+    sh->listen_io.cb = on_accept;
+    hr_loop_io_start(&sh->loop, &sh->listen_io, EPOLLIN);
+}
+
+void hr_server__stop_accepting(hr_server_t *s)
+{
+    for (int i = 0; i < s->nshards; i++)
+        post_wait(&s->shards[i], close_listener, &s->shards[i], NULL);
+}
+
+void hr_server__resume_accepting(hr_server_t *s)
+{
+    for (int i = 0; i < s->nshards; i++)
+        post_wait(&s->shards[i], reopen_listener, &s->shards[i], NULL);
+}
+
 int hr_server_start(hr_server_t *s, char *err, size_t errlen)
 {
     if (s->started) {
         set_err(err, errlen, "server already started");
         return HR_ESTATE;
     }
-    uint16_t port = s->opt.port;
-    for (int i = 0; i < s->nshards; i++) {
-        int fd = open_listener(s, port, &port, err, errlen);
-        if (fd < 0)
-            return fd;
-        hr_shard_t *sh = &s->shards[i];
-        sh->listen_io.fd = fd;
-        sh->listen_io.cb = on_accept;
-        hr_loop_io_start(&sh->loop, &sh->listen_io, EPOLLIN);
+    /* --trusted-proxies: parsed once here, read by every worker (session.c). */
+    hr_forwarded_trust_deinit(&s->trust);
+    char why[200];
+    int rc = hr_forwarded_trust_parse(&s->trust, s->trusted_proxies, why, sizeof(why));
+    if (rc) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "--trusted-proxies: %s",
+                 rc == HR_EINVAL ? why : "out of memory");
+        set_err(err, errlen, msg);
+        return rc;
     }
-    s->port = port;
+    rc = hr_server__listen(s, err, errlen);
+    if (rc)
+        return rc;
     /* Workers never take signals: the caller's thread (hr_server_run) does. */
     sigset_t all, old;
     sigfillset(&all);
@@ -475,13 +560,22 @@ static void park(void *ctx, void *arg)
     pthread_barrier_wait(&w->resume);
 }
 
+/* Two worlds stopped at once (a SIGHUP reload and a handoff) would each park some of the
+ * workers and wait for the others forever: one at a time, process-wide. */
+static pthread_mutex_t world_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int hr_server__stop_the_world(hr_server_t *s, void (*fn)(hr_server_t *s, void *data), void *data)
 {
-    if (!s->started || tls_shard || atomic_load(&s->stop_requested))
+    if (tls_shard)
         return HR_ESTATE;
-    for (int i = 0; i < s->nshards; i++)
-        if (s->shards[i].stopping || atomic_load(&s->shards[i].exited))
-            return HR_ESTATE;
+    pthread_mutex_lock(&world_lock);
+    bool ok = s->started && !atomic_load(&s->stop_requested);
+    for (int i = 0; ok && i < s->nshards; i++)
+        ok = !s->shards[i].stopping && !atomic_load(&s->shards[i].exited);
+    if (!ok) {
+        pthread_mutex_unlock(&world_lock);
+        return HR_ESTATE;
+    }
     world_t w;
     pthread_barrier_init(&w.parked, NULL, (unsigned)s->nshards + 1);
     pthread_barrier_init(&w.resume, NULL, (unsigned)s->nshards + 1);
@@ -494,6 +588,7 @@ int hr_server__stop_the_world(hr_server_t *s, void (*fn)(hr_server_t *s, void *d
     pthread_barrier_wait(&w.resume);
     pthread_barrier_destroy(&w.parked);
     pthread_barrier_destroy(&w.resume);
+    pthread_mutex_unlock(&world_lock);
     return 0;
 }
 
@@ -570,6 +665,7 @@ void hr_server_destroy(hr_server_t *s)
     hr_free(s->api_key);
     hr_free(s->stomp.app_webhook);
     hr_free(s->trusted_proxies);
+    hr_forwarded_trust_deinit(&s->trust);
     hr_free(s->host);
     hr_free(s);
 }

@@ -21,6 +21,7 @@
 #include "proto/frame_cache.h"
 #include "ws/deflate.h"
 #include "http/http_parse.h"
+#include "http/forwarded.h"
 #include "ws/ws_conn.h"
 
 #define HR_MAX_ROUTES 32
@@ -109,7 +110,10 @@ struct hr_conn {
     void *user;
     uint32_t seq;        /* per-shard connection number (hr_conn_id) */
     uint32_t last_rx_ms; /* loop ms, truncated to 32 bits */
-    uint32_t last_ping_ms;
+    union {
+        uint32_t last_ping_ms; /* open phase */
+        uint32_t req_start_ms; /* HTTP phase: loop ms when the current request began */
+    };
     uint8_t phase; /* hr_conn_phase_t */
     bool close_sent;
     bool close_known; /* close_code holds the code received, or sent if we started */
@@ -119,9 +123,43 @@ struct hr_conn {
     uint16_t close_code;
 };
 
+/* Why a request was refused before its handler or upgrade ({reason} of
+ * herald_handshakes_rejected_total), from the status answered (session.c http_fail). */
+#define HR_REJECT_MAP(X)                                                                           \
+    X(BAD_REQUEST, "bad_request")           /* 400 malformed, bad handshake headers */             \
+    X(ORIGIN, "origin")                     /* 403 Origin not allowed */                           \
+    X(NOT_FOUND, "not_found")               /* 404 no endpoint at the path */                      \
+    X(METHOD, "method")                     /* 405 not GET */                                      \
+    X(UPGRADE_REQUIRED, "upgrade_required") /* 426 no Upgrade: websocket, or not version 13 */     \
+    X(TOO_LARGE, "too_large")               /* 413 body, 431 head over --max-header */             \
+    X(VERSION, "version")                   /* 505 HTTP version */                                 \
+    X(UNAVAILABLE, "unavailable")           /* 503 out of memory */                                \
+    X(TIMEOUT, "timeout")                   /* request not complete in --handshake-timeout */      \
+    X(OTHER, "other")
+/* Configured limits that refused something ({limit} of herald_limit_rejections_total). */
+#define HR_LIMIT_MAP(X)                                                                            \
+    X(MAX_MESSAGE, "max_message") /* message over --max-message: closed with 1009 */               \
+    X(MAX_HEADER, "max_header")   /* request head over --max-header: 431 */                        \
+    X(MAX_BODY, "max_body")       /* plain HTTP body too large: 413 */                             \
+    X(MAX_BACKLOG, "max_backlog") /* output over --max-backlog: 1008 close or messages dropped */
+#define HR_ENUM_(name, label) HR_REJECT_##name,
+enum { HR_REJECT_MAP(HR_ENUM_) HR_REJECT__COUNT };
+#undef HR_ENUM_
+#define HR_ENUM_(name, label) HR_LIMIT_##name,
+enum { HR_LIMIT_MAP(HR_ENUM_) HR_LIMIT__COUNT };
+#undef HR_ENUM_
+/* herald_publish_latency_seconds: 13 buckets from 0.5 ms to 5 s, then +Inf. */
+#define HR_LATENCY_BUCKETS 13
+
+/* Counters of one shard, written only by its thread; /metrics copies them on that thread. */
 typedef struct hr_shard_stats {
     uint64_t accepted, handshakes_ok, handshakes_failed, messages_in, messages_out;
     uint64_t slow_consumer_closes, protocol_errors, dropped_messages;
+    uint64_t bytes_in, bytes_out; /* WebSocket frames received / queued, headers included */
+    uint64_t rejected[HR_REJECT__COUNT];
+    uint64_t limit_rejections[HR_LIMIT__COUNT];
+    uint64_t publish_latency[HR_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative */
+    uint64_t publish_latency_ns;                      /* sum */
 } hr_shard_stats_t;
 
 struct hr_shard {
@@ -170,8 +208,9 @@ struct hr_server {
     hr_namespaces_t namespaces;
     char *api_key; /* NULL: the API is open (loopback deployments, tests) */
     hr_stomp_config_t stomp;
-    char *trusted_proxies; /* --trusted-proxies LIST, or NULL (proxy headers ignored) */
-    bool access_log;       /* --access-log */
+    char *trusted_proxies;      /* --trusted-proxies LIST, or NULL (proxy headers ignored) */
+    bool access_log;            /* --access-log */
+    hr_forwarded_trust_t trust; /* trusted_proxies parsed by hr_server_start */
     void (*reload_fn)(hr_server_t *s, void *data); /* SIGHUP, on hr_server_run's thread */
     void *reload_data;
     int nshards;
@@ -180,7 +219,22 @@ struct hr_server {
     bool started;
     atomic_bool stop_requested;
     int listen_fds_unused;
+    /* Graceful restart (handoff.c): while frozen, channel publishes fail with HR_EAGAIN
+     * (the state is being handed to a new process); shutdown_reason is the close reason
+     * clients get at stop (NULL: "server shutting down, reconnect"). */
+    atomic_bool frozen;
+    const char *shutdown_reason;
+    struct hr_handoff *handoff;
 };
+
+/* Upper bound in microseconds of publish latency bucket b < HR_LATENCY_BUCKETS. */
+static inline uint32_t hr_latency_bound_us(int b)
+{
+    static const uint32_t us[HR_LATENCY_BUCKETS] = {500,     1000,    2500,   5000,   10000,
+                                                    25000,   50000,   100000, 250000, 500000,
+                                                    1000000, 2500000, 5000000};
+    return us[b];
+}
 
 /* The shard of a connection: its sock context is embedded in the shard. */
 static inline hr_shard_t *conn_shard(const hr_conn_t *c)
@@ -217,8 +271,22 @@ hr_shard_t *hr_server__home(hr_server_t *srv, const char *name, size_t len);
  * what the workers read without locks (options, namespaces, origins). HR_ESTATE when
  * the server is not running or is stopping. */
 int hr_server__stop_the_world(hr_server_t *s, void (*fn)(hr_server_t *s, void *data), void *data);
+/* server.c: opens every shard's listener now (hr_server_start opens those not yet
+ * open), so that a process taking over (handoff.c) is bound before it says so. Before
+ * start only. 0 or a negative error with a message in err. */
+int hr_server__listen(hr_server_t *s, char *err, size_t errlen);
+/* server.c: from a thread that is not a worker, every shard closes its listener
+ * (stop accepting: another process bound to the same port with SO_REUSEPORT gets the
+ * new connections), or opens it again after a handoff that failed. Asynchronous: a
+ * later post from the same thread (hr_server__stop_the_world) runs after it. */
+void hr_server__stop_accepting(hr_server_t *s);
+void hr_server__resume_accepting(hr_server_t *s);
 /* server.c: what hr_server_run does on SIGHUP (with handle_signals). */
 void hr_server__set_reload(hr_server_t *s, void (*fn)(hr_server_t *s, void *data), void *data);
+/* server.c: replaces the allowed origins with a comma-separated list (NULL: the default
+ * policy), as hr_server_create parses them. Before start or inside stop_the_world. 0, or
+ * HR_ENOMEM with the old list kept. */
+int hr_server__replace_origins(hr_server_t *s, const char *list);
 
 /* server.c */
 hr_shard_t *hr_server__current_shard(void);

@@ -6,6 +6,7 @@
  * What it does not do: anything protocol-specific beyond WebSocket (routes do that)
  * and plain HTTP endpoints other than error answers (a later module). */
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -33,6 +34,29 @@ static uint64_t now_ms(const hr_conn_t *c)
     return conn_shard(c)->loop.now_ms;
 }
 
+/* Counts a request refused with status (408: not complete in time) under its reason for
+ * herald_handshakes_rejected_total, and under the limit that refused it, if any. */
+static void count_refusal(hr_shard_t *sh, int status)
+{
+    int r = status == 400   ? HR_REJECT_BAD_REQUEST
+            : status == 403 ? HR_REJECT_ORIGIN
+            : status == 404 ? HR_REJECT_NOT_FOUND
+            : status == 405 ? HR_REJECT_METHOD
+            : status == 408 ? HR_REJECT_TIMEOUT
+            : status == 413 ? HR_REJECT_TOO_LARGE
+            : status == 426 ? HR_REJECT_UPGRADE_REQUIRED
+            : status == 431 ? HR_REJECT_TOO_LARGE
+            : status == 503 ? HR_REJECT_UNAVAILABLE
+            : status == 505 ? HR_REJECT_VERSION
+                            : HR_REJECT_OTHER;
+    sh->stats.handshakes_failed++;
+    sh->stats.rejected[r]++;
+    if (status == 431)
+        sh->stats.limit_rejections[HR_LIMIT_MAX_HEADER]++;
+    else if (status == 413)
+        sh->stats.limit_rejections[HR_LIMIT_MAX_BODY]++;
+}
+
 /* ---------------------------------------------------------------- accept and free */
 
 void hr_session_accept(hr_shard_t *sh, int fd)
@@ -54,7 +78,8 @@ void hr_session_accept(hr_shard_t *sh, int fd)
     }
     hr_list_push_back(&sh->conns, &c->shard_link);
     sh->stats.accepted++;
-    hr_log_debug("conn %llu: accepted on thread %d", (unsigned long long)hr_conn_id(c), sh->index);
+    hr_log_fields(HR_LOG_DEBUG, HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c))),
+                  "accepted on thread %d", sh->index);
     c->last_rx_ms = (uint32_t)now_ms(c);
     hr_sock_timer(&c->sock, sh->srv->opt.handshake_timeout_ms);
 }
@@ -111,8 +136,12 @@ static int send_own(hr_conn_t *c, uint8_t opcode, bool rsv1, const void *data, s
     uint8_t hdr[HR_WS_FRAME_HEADER_MAX];
     size_t hl = hr_ws_frame_encode_header(hdr, true, rsv1 ? HR_WS_RSV1 : 0, opcode, len, NULL);
     int rc = hr_sock_write_parts(&c->sock, hdr, hl, data, len);
-    if (rc == 0 && opcode < HR_WS_OP_CLOSE)
-        conn_shard(c)->stats.messages_out++;
+    if (rc == 0) {
+        hr_shard_stats_t *st = &conn_shard(c)->stats;
+        st->bytes_out += hl + len;
+        if (opcode < HR_WS_OP_CLOSE)
+            st->messages_out++;
+    }
     return rc;
 }
 
@@ -169,8 +198,12 @@ static void drop_slow(hr_conn_t *c)
 {
     hr_shard_t *sh = conn_shard(c);
     sh->stats.slow_consumer_closes++;
-    hr_log_info("conn %llu: backlog %zu bytes in %u frames over max-backlog, closing with 1008",
-                (unsigned long long)hr_conn_id(c), hr_sock_queued(&c->sock), c->sock.outq.count);
+    sh->stats.limit_rejections[HR_LIMIT_MAX_BACKLOG]++;
+    hr_log_fields(HR_LOG_INFO,
+                  HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c)),
+                            hr_log_uint("queued_bytes", hr_sock_queued(&c->sock)),
+                            hr_log_uint("frames", c->sock.outq.count)),
+                  "slow consumer: backlog over max-backlog, closing with 1008");
     if (c->route->cb.on_error)
         c->route->cb.on_error(c, HR_ENOBUFS);
     hr_outq_drop_unstarted(&c->sock.outq);
@@ -242,6 +275,7 @@ static bool admit(hr_conn_t *c, hr_slow_policy_t policy)
             return false;
         }
         /* The client keeps its connection and sees the loss as a gap in the offsets. */
+        sh->stats.limit_rejections[HR_LIMIT_MAX_BACKLOG]++;
         if (policy == HR_SLOW_DROP_NEWEST) {
             sh->stats.dropped_messages++;
             return false;
@@ -279,8 +313,10 @@ void hr_session_deliver_parts(hr_conn_t *c, bool binary, const void *head, size_
     memcpy(a->data + off + hl, head, hlen);
     sh->head_arena_used += need;
     if (hr_sock_write(&c->sock, hr_refbuf_ref(a), off, off + need) == 0 &&
-        hr_sock_write(&c->sock, hr_refbuf_ref(tail), 0, tail->len) == 0)
+        hr_sock_write(&c->sock, hr_refbuf_ref(tail), 0, tail->len) == 0) {
         sh->stats.messages_out++;
+        sh->stats.bytes_out += need + tail->len;
+    }
 }
 
 void hr_session_deliver(hr_conn_t *c, hr_frame_t *f, hr_slow_policy_t policy)
@@ -298,8 +334,10 @@ void hr_session_deliver(hr_conn_t *c, hr_frame_t *f, hr_slow_policy_t policy)
     }
     if (!rb)
         rb = f->plain;
-    if (hr_sock_write(&c->sock, hr_refbuf_ref(rb), 0, rb->len) == 0)
+    if (hr_sock_write(&c->sock, hr_refbuf_ref(rb), 0, rb->len) == 0) {
         conn_shard(c)->stats.messages_out++;
+        conn_shard(c)->stats.bytes_out += rb->len;
+    }
 }
 
 void hr_conn_close(hr_conn_t *c, uint16_t code, const char *reason)
@@ -311,10 +349,17 @@ void hr_conn_close(hr_conn_t *c, uint16_t code, const char *reason)
 
 void hr_session_shutdown(hr_conn_t *c)
 {
+    /* The reason is a hint for clients: the service goes on (another process, or this one
+     * restarted), so reconnect, with `since` to recover what was missed. */
+    const char *why = conn_shard(c)->srv->shutdown_reason;
     if (c->phase == HR_PHASE_OPEN)
-        fail_conn(c, HR_WS_CLOSE_GOING_AWAY, "server shutting down");
-    else if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT)
-        hr_sock_abort(&c->sock);
+        fail_conn(c, HR_WS_CLOSE_GOING_AWAY, why ? why : "server shutting down, reconnect");
+    else if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT) {
+        /* Flush an answer already queued (a publish's offset: a client that missed it
+         * would publish again); a later one is dropped, and no request is read. */
+        c->phase = HR_PHASE_CLOSING;
+        hr_sock_close(&c->sock);
+    }
 }
 
 /* ---------------------------------------------------------------- open phase */
@@ -350,12 +395,18 @@ static const hr_ws_reader_cb_t reader_cb = {on_message, on_control};
 
 static void feed_ws(hr_conn_t *c, uint8_t *data, size_t len)
 {
+    hr_shard_stats_t *st = &conn_shard(c)->stats;
+    st->bytes_in += len;
     ssize_t n = hr_ws_reader_feed(&c->u.rd, data, len, &reader_cb, c);
     if (n >= 0)
         return;
-    conn_shard(c)->stats.protocol_errors++;
-    hr_log_debug("conn %llu: %s, closing with %u", (unsigned long long)hr_conn_id(c),
-                 hr_strerror((int)n), c->u.rd.close_code);
+    st->protocol_errors++;
+    if (c->u.rd.close_code == HR_WS_CLOSE_TOO_BIG)
+        st->limit_rejections[HR_LIMIT_MAX_MESSAGE]++;
+    hr_log_fields(
+        HR_LOG_DEBUG,
+        HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c)), hr_log_int("code", c->u.rd.close_code)),
+        "%s, closing", hr_strerror((int)n));
     if (c->phase != HR_PHASE_OPEN)
         return;
     if (c->route->cb.on_error)
@@ -375,6 +426,13 @@ static void on_timer(hr_sock_t *s)
     const hr_server_options_t *o = &conn_shard(c)->srv->opt;
     uint32_t now = (uint32_t)now_ms(c);
     if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT) {
+        /* A request begun and not complete (or not answered) in time is refused; a silent
+         * connection or an idle keep-alive one is just closed. */
+        if (c->u.head.len) {
+            count_refusal(conn_shard(c), 408);
+            hr_log_fields(HR_LOG_DEBUG, HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c))),
+                          "request not complete within the handshake timeout");
+        }
         hr_sock_abort(&c->sock); /* slow or silent handshake, idle keep-alive, no answer */
         return;
     }
@@ -407,18 +465,63 @@ static void on_timer(hr_sock_t *s)
 
 /* ---------------------------------------------------------------- HTTP phase */
 
+/* --access-log: one line per WebSocket handshake and per plain HTTP request. The client
+ * address is worked out here, from the peer and the proxy headers (http/forwarded.h),
+ * and not kept: an idle connection does not pay for it. req is NULL for a request that
+ * did not parse; proto is the subprotocol of a 101. */
+static void access_log(hr_conn_t *c, const hr_http_request_t *req, int status, const char *proto)
+{
+    hr_server_t *srv = conn_shard(c)->srv;
+    if (!srv->access_log || !hr_log_enabled(HR_LOG_INFO))
+        return;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    hr_ip_t peer = {0}, client;
+    if (getpeername(c->sock.io.fd, (struct sockaddr *)&ss, &sl) == 0)
+        hr_ip_from_sockaddr((struct sockaddr *)&ss, &peer);
+    client = peer;
+    if (req)
+        hr_forwarded_client(&srv->trust, &peer, req, &client);
+    char addr[HR_IP_STRLEN], path[512];
+    hr_ip_format(&client, addr);
+    if (req)
+        hr_log_redact_query(req->target, req->target_len, path, sizeof(path));
+    const hr_http_header_t *ua = req ? hr_http_find_header(req, "User-Agent") : NULL;
+    uint32_t took = (uint32_t)now_ms(c) - c->req_start_ms;
+    hr_log_fields(
+        HR_LOG_INFO,
+        HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c)), hr_log_str("client", addr),
+                  hr_log_strn("method", req ? req->method : NULL, req ? req->method_len : 0),
+                  hr_log_str("path", req ? path : NULL), hr_log_int("status", status),
+                  hr_log_str("proto", proto),
+                  hr_log_strn("ua", ua ? ua->value : NULL,
+                              ua ? (ua->value_len > 256 ? 256 : ua->value_len) : 0),
+                  hr_log_uint("duration_ms", took)),
+        "access");
+}
+
 static void http_fail(hr_conn_t *c, int status, const char *reason, const char *extra)
 {
     hr_buf_t out;
     hr_buf_init(&out);
-    conn_shard(c)->stats.handshakes_failed++;
+    count_refusal(conn_shard(c), status);
     if (hr_http_write_error(&out, status, reason, extra) == 0)
         hr_sock_write_copy(&c->sock, out.data, out.len);
     hr_buf_deinit(&out);
-    hr_log_debug("conn %llu: handshake refused: %d %s", (unsigned long long)hr_conn_id(c), status,
-                 reason);
+    hr_log_fields(HR_LOG_DEBUG,
+                  HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c)), hr_log_int("status", status),
+                            hr_log_str("reason", reason)),
+                  "handshake refused");
     c->phase = HR_PHASE_CLOSING;
     hr_sock_close(&c->sock);
+}
+
+/* Refuses a request that parsed: logged (--access-log), answered, closed. */
+static void refuse(hr_conn_t *c, const hr_http_request_t *req, int status, const char *reason,
+                   const char *extra)
+{
+    access_log(c, req, status, NULL);
+    http_fail(c, status, reason, extra);
 }
 
 static const hr_route_t *find_route(const hr_server_t *srv, const char *target, size_t len)
@@ -456,7 +559,7 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     hr_server_t *srv = conn_shard(c)->srv;
     const hr_route_t *route = find_route(srv, req->target, req->target_len);
     if (!route) {
-        http_fail(c, 404, "no WebSocket endpoint at this path", NULL);
+        refuse(c, req, 404, "no WebSocket endpoint at this path", NULL);
         return -1;
     }
     hr_http_upgrade_t up;
@@ -464,12 +567,12 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
         const char *extra = up.status == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n"
                             : up.status == 405 ? "Allow: GET\r\n"
                                                : NULL;
-        http_fail(c, up.status, up.reason, extra);
+        refuse(c, req, up.status, up.reason, extra);
         return -1;
     }
     if (!hr_http_origin_allowed(up.origin, up.origin_len, up.host, up.host_len,
                                 (const char *const *)srv->origins, srv->norigins)) {
-        http_fail(c, 403, "origin not allowed", NULL);
+        refuse(c, req, 403, "origin not allowed", NULL);
         return -1;
     }
     c->protocol = (int8_t)hr_http_choose_subprotocol(req, (const char *const *)route->subprotocols,
@@ -498,7 +601,7 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
             hr_deflate_negotiate(offers, olen, &srv->deflate, &params, ext, sizeof(ext)) == 1) {
             c->dfl = hr_calloc(1, sizeof(*c->dfl));
             if (!c->dfl) {
-                http_fail(c, 503, "out of memory", NULL);
+                refuse(c, req, 503, "out of memory", NULL);
                 return -1;
             }
             c->dfl->p = params;
@@ -522,6 +625,7 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     c->route = route;
     c->phase = HR_PHASE_OPEN;
     conn_shard(c)->stats.handshakes_ok++;
+    access_log(c, req, 101, hr_conn_protocol(c)); /* before last_ping_ms overwrites req_start_ms */
     hr_ws_reader_init(&c->u.rd, HR_WS_ROLE_SERVER, srv->opt.max_message);
     if (c->dfl && setup_deflate(c) != 0) {
         /* The 101 is queued already: fail the open connection cleanly. */
@@ -607,6 +711,7 @@ static void write_reply(hr_conn_t *c, bool keep_alive, int status, const char *c
     } else {
         /* The handshake timeout doubles as the keep-alive idle timeout. */
         hr_sock_timer(&c->sock, conn_shard(c)->srv->opt.handshake_timeout_ms);
+        c->req_start_ms = (uint32_t)now_ms(c); /* a pipelined request starts now */
     }
 }
 
@@ -616,6 +721,7 @@ void hr_http_reply(hr_http_ctx_t *x, int status, const char *content_type, const
     if (x->answered)
         return;
     x->answered = true;
+    access_log(x->c, x->req, status, NULL);
     write_reply(x->c, x->keep_alive, status, content_type, body, len, extra_headers);
 }
 
@@ -653,6 +759,7 @@ void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type
     long long blen = n > 0 ? body_length(&req, conn_shard(c)->srv->max_body, &st) : -1;
     bool keep = n > 0 && blen >= 0 && wants_keep_alive(&req);
     c->phase = HR_PHASE_HTTP;
+    access_log(c, n > 0 ? &req : NULL, status, NULL);
     write_reply(c, keep, status, content_type, body, len, extra_headers);
     if (!keep)
         return;
@@ -688,6 +795,7 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
             return;
         }
         if (n < 0) {
+            access_log(c, NULL, status, NULL);
             http_fail(c, status,
                       status == 431   ? "request header fields too large"
                       : status == 505 ? "HTTP version not supported"
@@ -712,11 +820,11 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
         }
         long long body = body_length(&req, srv->max_body, &status);
         if (body < 0) {
-            http_fail(c, status,
-                      status == 413   ? "request body too large"
-                      : status == 501 ? "Transfer-Encoding not supported: send Content-Length"
-                                      : "invalid Content-Length",
-                      NULL);
+            refuse(c, &req, status,
+                   status == 413   ? "request body too large"
+                   : status == 501 ? "Transfer-Encoding not supported: send Content-Length"
+                                   : "invalid Content-Length",
+                   NULL);
             return;
         }
         size_t total = (size_t)n + (size_t)body;
@@ -788,6 +896,8 @@ static void on_data(hr_sock_t *s, uint8_t *data, size_t len)
 {
     hr_conn_t *c = conn_of(s);
     c->last_rx_ms = (uint32_t)now_ms(c);
+    if (c->phase == HR_PHASE_HTTP && !c->u.head.len)
+        c->req_start_ms = c->last_rx_ms; /* the first bytes of a request (access log) */
     if (c->phase == HR_PHASE_OPEN)
         feed_ws(c, data, len);
     else if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT)
