@@ -502,7 +502,8 @@ typedef struct gather {
         size_t n;
         hr_shard_stats_t stats;
         uint64_t conns, homes, disconnected;
-        uint64_t route_conns[HR_MAX_ROUTES], stomp_sessions, queued_bytes; /* metrics */
+        /* metrics: open connections by route and subprotocol (0: none, 1 + its index) */
+        uint64_t route_conns[HR_MAX_ROUTES][HR_MAX_SUBPROTOCOLS + 1], stomp_sessions, queued_bytes;
     } slot[];
 } gather_t;
 
@@ -677,14 +678,19 @@ static void write_metrics(hr_buf_t *out, const gather_t *g, const hr_server_t *s
 #define SLOT(f) offsetof(struct gather_slot, f)
     int n = srv->nshards;
     family(out, "herald_connections", "gauge",
-           "Open WebSocket connections by endpoint (route path) and thread.");
+           "Open WebSocket connections by endpoint (route path), subprotocol and thread.");
     for (int r = 0; r < srv->nroutes; r++)
-        for (int i = 0; i < n; i++) {
-            hr_buf_append_str(out, "herald_connections{endpoint=\"");
-            label_value(out, srv->routes[r].path);
-            hr_buf_appendf(out, "\",thread=\"%d\"} %llu\n", i,
-                           (unsigned long long)g->slot[i].route_conns[r]);
-        }
+        for (int i = 0; i < n; i++)
+            for (size_t p = 0; p <= srv->routes[r].nsubprotocols; p++) {
+                uint64_t k = g->slot[i].route_conns[r][p];
+                if (p && !k)
+                    continue; /* "none" always; a subprotocol while in use */
+                hr_buf_append_str(out, "herald_connections{endpoint=\"");
+                label_value(out, srv->routes[r].path);
+                hr_buf_append_str(out, "\",protocol=\"");
+                label_value(out, p ? srv->routes[r].subprotocols[p - 1] : "none");
+                hr_buf_appendf(out, "\",thread=\"%d\"} %llu\n", i, (unsigned long long)k);
+            }
     metric(out, g, n, "herald_connections_accepted_total", "counter", "TCP connections accepted.",
            SLOT(stats.accepted));
     metric(out, g, n, "herald_handshakes_accepted_total", "counter",
@@ -840,9 +846,10 @@ static void gather_here(void *ctx, void *arg)
         for (int r = 0; g->kind == GATHER_METRICS && r < srv->nroutes; r++) {
             uint64_t k = 0;
             const hr_list_t *head = &sh->route_conns[srv->routes[r].id];
-            for (const hr_list_t *l = head->next; l != head; l = l->next)
-                k++;
-            g->slot[i].route_conns[r] = k;
+            for (const hr_list_t *l = head->next; l != head; l = l->next, k++) {
+                const hr_conn_t *c = hr_list_entry(l, hr_conn_t, route_link);
+                g->slot[i].route_conns[r][c->protocol + 1]++;
+            }
             if (srv->routes[r].cb.on_open == hr_stomp_route_cb.on_open)
                 g->slot[i].stomp_sessions += k;
         }
