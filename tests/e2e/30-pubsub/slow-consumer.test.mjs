@@ -22,8 +22,10 @@ async function scenario(policy) {
     good.send(JSON.stringify({ type: 'subscribe', id: 1, channel: 'flood.a' }));
     await sleep(200);
     slow.socket.pause(); // reads nothing from here on
+    // 400 x 30 KB = 12 MB: more than the kernel's socket buffers can hide (the send
+    // buffer autotunes up to tcp_wmem's 4 MB), so the backlog must build up in Herald.
     const N = 400;
-    const data = 'x'.repeat(4000);
+    const data = 'x'.repeat(30000);
     for (let i = 0; i < N; i += 20) {
       await Promise.all(Array.from({ length: 20 }, () => fetch(`${srv.url.replace('ws:', 'http:')}/api/publish`, {
         method: 'POST', body: JSON.stringify({ channel: 'flood.a', data }),
