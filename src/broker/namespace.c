@@ -1,10 +1,9 @@
 /* Namespace options (see namespace.h). The parser reads command-line specs such as
- * "orders.*:history=50,ttl=600,publish=off,presence=on,slow=drop-oldest" and answers a
- * mistake with one line naming the key and the value. Numbers are parsed by hand, not
- * with strtod/strtoul: those accept signs, spaces, hex and locale-dependent decimal
- * points, none of which belongs in a spec. Lookup is a linear scan of at most 64
- * patterns, each match O(length); the broker resolves a channel's namespace once, when
- * the channel is created, not per message. */
+ * "orders.*:history=50,ttl=600,publish=off,presence=on,slow=drop-oldest,access=private" and answers
+ * a mistake with one line naming the key and the value. Numbers are parsed by hand, not with
+ * strtod/strtoul: those accept signs, spaces, hex and locale-dependent decimal points, none of
+ * which belongs in a spec. Lookup is a linear scan of at most 64 patterns, each match O(length);
+ * the broker resolves a channel's namespace once, when the channel is created, not per message. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,12 +19,19 @@ static const hr_namespace_t default_ns = {
     .client_publish = true,
     .presence = false,
     .slow = HR_SLOW_DISCONNECT,
+    .access = HR_ACCESS_PUBLIC,
 };
 
 static const char *const slow_names[] = {
     [HR_SLOW_DISCONNECT] = "disconnect",
     [HR_SLOW_DROP_OLDEST] = "drop-oldest",
     [HR_SLOW_DROP_NEWEST] = "drop-newest",
+};
+
+static const char *const access_names[] = {
+    [HR_ACCESS_PUBLIC] = "public",
+    [HR_ACCESS_PRIVATE] = "private",
+    [HR_ACCESS_SERVER] = "server",
 };
 
 /* Longest key or value quoted back in a message. */
@@ -57,6 +63,12 @@ void hr_namespace_default(hr_namespace_t *out)
 const char *hr_slow_policy_name(hr_slow_policy_t slow)
 {
     return (unsigned)slow < sizeof(slow_names) / sizeof(slow_names[0]) ? slow_names[slow] : "?";
+}
+
+const char *hr_ns_access_name(hr_ns_access_t access)
+{
+    return (unsigned)access < sizeof(access_names) / sizeof(access_names[0]) ? access_names[access]
+                                                                             : "?";
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -143,7 +155,7 @@ static bool parse_onoff(const char *s, size_t n, bool *out)
 static int parse_option(const char *pat, const char *item, size_t len, hr_namespace_t *out,
                         unsigned *seen, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"history", "ttl", "publish", "presence", "slow"};
+    static const char *const keys[] = {"history", "ttl", "publish", "presence", "slow", "access"};
     const char *eqs = memchr(item, '=', len);
     size_t klen = eqs ? (size_t)(eqs - item) : len;
     const char *val = eqs ? eqs + 1 : item + len;
@@ -158,7 +170,7 @@ static int parse_option(const char *pat, const char *item, size_t len, hr_namesp
     if (k == sizeof(keys) / sizeof(keys[0]))
         return fail(err, errlen,
                     "namespace \"%s\": unknown option \"%s\" (history, ttl, publish, "
-                    "presence, slow)",
+                    "presence, slow, access)",
                     pat, quote(&q, item, klen));
     if (!eqs)
         return fail(err, errlen, "namespace \"%s\": option \"%s\" needs a value (%s=...)", pat,
@@ -190,6 +202,16 @@ static int parse_option(const char *pat, const char *item, size_t len, hr_namesp
     case 3:
         ok = parse_onoff(val, vlen, &out->presence);
         expect = "on or off";
+        break;
+    case 5:
+        ok = false;
+        for (unsigned a = 0; a < sizeof(access_names) / sizeof(access_names[0]); a++) {
+            if (eq(val, vlen, access_names[a])) {
+                out->access = (hr_ns_access_t)a;
+                ok = true;
+            }
+        }
+        expect = "public, private or server";
         break;
     default:
         ok = false;

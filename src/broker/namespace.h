@@ -20,6 +20,12 @@ typedef enum hr_slow_policy {
     HR_SLOW_DROP_NEWEST, /* drop the message that does not fit */
 } hr_slow_policy_t;
 
+typedef enum hr_ns_access {
+    HR_ACCESS_PUBLIC,  /* anyone may subscribe (and publish, with publish=on) */
+    HR_ACCESS_PRIVATE, /* a token whose channels claim covers the channel */
+    HR_ACCESS_SERVER,  /* anyone may subscribe; only the server (API) publishes */
+} hr_ns_access_t;
+
 typedef struct hr_namespace {
     char pattern[256];
     uint32_t history_size;
@@ -27,6 +33,7 @@ typedef struct hr_namespace {
     bool client_publish;
     bool presence;
     hr_slow_policy_t slow;
+    hr_ns_access_t access;
 } hr_namespace_t;
 
 typedef struct hr_namespaces {
@@ -35,12 +42,14 @@ typedef struct hr_namespaces {
 } hr_namespaces_t;
 
 /* Fills *out with the defaults (history 100, ttl 300 s, publish on, presence off,
- * slow disconnect) and the pattern ">" (every channel). */
+ * slow disconnect, access public) and the pattern ">" (every channel). */
 void hr_namespace_default(hr_namespace_t *out);
 /* Parses "pattern[:key=value,...]"; 0, or -1 with a one-line message in err. */
 int hr_namespace_parse(const char *spec, hr_namespace_t *out, char *err, size_t errlen);
 /* The name of a slow-consumer policy as the parser spells it ("drop-oldest"). */
 const char *hr_slow_policy_name(hr_slow_policy_t slow);
+/* The name of an access mode as the parser spells it ("private"). */
+const char *hr_ns_access_name(hr_ns_access_t access);
 
 /* Empties the list. */
 void hr_namespaces_init(hr_namespaces_t *list);

@@ -313,6 +313,29 @@ static void test_namespaces_add_rejects_bad_duplicate_and_65th(void **state)
     assert_int_equal(lookup(&l, "ns0.x")->history_size, 0);
 }
 
+static void test_namespace_parse_access_modes(void **state)
+{
+    (void)state;
+    hr_namespace_t d;
+    hr_namespace_default(&d);
+    assert_int_equal(d.access, HR_ACCESS_PUBLIC);
+    assert_int_equal(parse("orders.*:access=private"), 0);
+    assert_int_equal(ns.access, HR_ACCESS_PRIVATE);
+    assert_true(ns.client_publish);
+    assert_int_equal(parse("news.>:access=server,history=5"), 0);
+    assert_int_equal(ns.access, HR_ACCESS_SERVER);
+    assert_int_equal(ns.history_size, 5);
+    assert_int_equal(parse("a:access=public"), 0);
+    assert_int_equal(ns.access, HR_ACCESS_PUBLIC);
+    assert_parse_error("a:access=secret", "access=secret", "public, private or server");
+    assert_parse_error("a:access=Private", "access=Private", NULL);
+    assert_parse_error("a:access=private,access=public", "\"access\" given twice", NULL);
+    assert_parse_error("a:access", "needs a value", NULL);
+    assert_string_equal(hr_ns_access_name(HR_ACCESS_PRIVATE), "private");
+    assert_string_equal(hr_ns_access_name(HR_ACCESS_SERVER), "server");
+    assert_string_equal(hr_ns_access_name((hr_ns_access_t)9), "?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_namespaces_lookup_order_is_insertion_order),
         cmocka_unit_test(test_namespaces_empty_list_gives_defaults),
         cmocka_unit_test(test_namespaces_add_rejects_bad_duplicate_and_65th),
+        cmocka_unit_test(test_namespace_parse_access_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
