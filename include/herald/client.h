@@ -5,7 +5,8 @@
  * libherald's WebSocket client (RFC 6455 client role, RFC 7692 offers), non-blocking on an
  * hr_loop: one thread can hold thousands of clients. Frames are masked with a random key
  * per frame; the close handshake, pings and permessage-deflate follow the same codecs as
- * the server. Only ws:// URLs for now (wss:// comes with TLS).
+ * the server. ws:// and wss:// URLs (TLS 1.2+, SNI, the server's certificate verified
+ * against the system store unless tls_insecure or tls_cafile say otherwise).
  *
  * Every callback runs on the loop's thread. Pointer arguments to callbacks are borrowed
  * for the duration of the call.
@@ -26,7 +27,7 @@ extern "C" {
 typedef struct hr_client hr_client_t;
 
 typedef struct hr_client_options {
-    const char *url;              /* "ws://host[:port][/path][?query]"; required */
+    const char *url;              /* "ws[s]://host[:port][/path][?query]"; required */
     const char *const *headers;   /* extra "Name: value" lines, NULL-terminated, or NULL */
     const char *const *protocols; /* subprotocols to offer, NULL-terminated, or NULL */
     const char *origin;           /* Origin header, or NULL for none */
@@ -39,6 +40,8 @@ typedef struct hr_client_options {
     bool reconnect;               /* reconnect with back-off after a close or failure */
     uint32_t reconnect_min_ms;    /* first back-off, default 500 */
     uint32_t reconnect_max_ms;    /* back-off cap, default 30000 (doubling, with jitter) */
+    bool tls_insecure;            /* wss://: do not verify the server's certificate (tests) */
+    const char *tls_cafile;       /* wss://: trust these PEM CAs instead of the system store */
 } hr_client_options_t;
 
 typedef struct hr_client_callbacks {

@@ -79,6 +79,8 @@ static void usage(FILE *out)
           "\n"
           "defaults: -c 100, -p 1, -s 32, text, -d 10, --warmup 1, --threads 1,\n"
           "          --publishers 1, --rate 0, --hold 2, --channel bench.c, --via ws\n"
+          "wss:// URLs: TLS, the server's certificate verified against the system store, or\n"
+          "--cafile FILE, or not at all with --insecure (self-signed test certificates).\n"
           "--source-addrs 127.0.0.1-127.0.0.50 binds client sockets round-robin to those\n"
           "local addresses (past the ephemeral-port limit of one address).\n"
           "\n"
@@ -245,6 +247,19 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
             o->quiet = true;
             continue;
         }
+        if (strcmp(a, "--insecure") == 0) {
+            o->tls_insecure = true;
+            continue;
+        }
+        if (strncmp(a, "--cafile", 8) == 0 && (a[8] == 0 || a[8] == '=')) {
+            if (a[8] == '=')
+                o->tls_cafile = a + 9;
+            else if (i + 1 < argc)
+                o->tls_cafile = argv[++i];
+            else
+                return usage_error("option '%s' needs a value", a);
+            continue;
+        }
         /* options with a value: "-c 10", "--conns 10", "--conns=10" */
         char name[32];
         const char *val = NULL;
@@ -349,8 +364,10 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
         return usage_error("unknown scenario '%s' (echo, broadcast, idle, pubsub or stomp)", mode);
     if (!o->url)
         return usage_error("%s", "missing URL");
-    if (strncmp(o->url, "ws://", 5) != 0)
-        return usage_error("URL must start with ws:// (got '%s')", o->url);
+    if (strncmp(o->url, "ws://", 5) != 0 && strncmp(o->url, "wss://", 6) != 0)
+        return usage_error("URL must start with ws:// or wss:// (got '%s')", o->url);
+    if (o->via_api && o->url[2] == 's')
+        return usage_error("%s", "--via api needs a ws:// URL (the API client speaks plain HTTP)");
     if (o->mode != HR_BENCH_ECHO && seen_echo_opt)
         return usage_error("-p and --binary are for echo (scenario '%s')", mode);
     if (o->mode != HR_BENCH_BROADCAST && seen_bcast_opt)
@@ -451,6 +468,8 @@ static void warm_open(warm_conn_t *wc, const hr_bench_opts_t *o)
     hr_client_options_t opts;
     hr_client_options_init(&opts);
     opts.url = o->url;
+    opts.tls_insecure = o->tls_insecure;
+    opts.tls_cafile = o->tls_cafile;
     char err[256];
     wc->loop = hr_loop_create();
     wc->c = wc->loop ? hr_client_connect(wc->loop, &opts, &cb, wc, err, sizeof(err)) : NULL;

@@ -41,6 +41,8 @@ typedef struct hr_bench_opts {
     const char *url;
     uint32_t conns, inflight, size, threads, publishers;
     bool binary, quiet;
+    bool tls_insecure;      /* wss://: --insecure (no certificate verification) */
+    const char *tls_cafile; /* wss://: --cafile FILE, or NULL (system store) */
     double duration_s, warmup_s, hold_s, rate;
     long pid;            /* 0: no --pid */
     char **source_addrs; /* NULL or n_source_addrs strings */

@@ -316,6 +316,8 @@ static void connect_more(hr_bench_worker_t *w)
         hr_client_options_t opts;
         hr_client_options_init(&opts);
         opts.url = o->url;
+        opts.tls_insecure = o->tls_insecure;
+        opts.tls_cafile = o->tls_cafile;
         if (o->mode == HR_BENCH_STOMP)
             opts.protocols = stomp_protocols;
         if (o->n_source_addrs)

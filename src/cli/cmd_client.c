@@ -56,7 +56,7 @@ static void usage(FILE *out)
 {
     fputs("usage: herald client [options] URL\n"
           "\n"
-          "Connects to a WebSocket URL (ws:// only for now). Each line read on stdin is sent\n"
+          "Connects to a WebSocket URL (ws:// or wss://). Each line read on stdin is sent\n"
           "as one message; each message received is written to stdout as one line. At the\n"
           "end of stdin (Ctrl-D) or on Ctrl-C the client sends close 1000, waits for the\n"
           "server's close, and exits.\n"
@@ -69,6 +69,9 @@ static void usage(FILE *out)
           "  --raw                write binary messages as raw bytes (default: hex + newline)\n"
           "  --ping SECONDS       send a ping after SECONDS of silence\n"
           "  --compress           offer permessage-deflate\n"
+          "  --insecure           wss://: do not verify the server's certificate (tests only)\n"
+          "  --cafile FILE        wss://: trust the CA certificates in FILE (PEM) instead of\n"
+          "                       the system store\n"
           "  --close-timeout SECONDS  wait for the server's close this long (default 2)\n"
           "  --reconnect          reconnect with back-off after a close or failure\n"
           "  --no-prompt          no '> ' prompt even when stdin is a terminal\n"
@@ -499,7 +502,8 @@ int hr_cmd_client(int argc, char **argv)
         name[nlen] = 0;
         bool takes = !strcmp(name, "-H") || !strcmp(name, "--header") ||
                      !strcmp(name, "--protocol") || !strcmp(name, "--origin") ||
-                     !strcmp(name, "--ping") || !strcmp(name, "--close-timeout");
+                     !strcmp(name, "--ping") || !strcmp(name, "--close-timeout") ||
+                     !strcmp(name, "--cafile");
         if (takes) {
             if (eq)
                 val = eq + 1;
@@ -548,6 +552,10 @@ int hr_cmd_client(int argc, char **argv)
             a.raw = true;
         } else if (!strcmp(name, "--compress")) {
             opts.compress = true;
+        } else if (!strcmp(name, "--insecure")) {
+            opts.tls_insecure = true;
+        } else if (!strcmp(name, "--cafile")) {
+            opts.tls_cafile = val;
         } else if (!strcmp(name, "--reconnect")) {
             a.reconnect = true;
         } else if (!strcmp(name, "--no-prompt")) {
@@ -568,12 +576,8 @@ int hr_cmd_client(int argc, char **argv)
         fputs("herald client: missing URL (see herald client --help)\n", stderr);
         goto done;
     }
-    if (strncmp(url, "wss://", 6) == 0) {
-        rc = usage_error("wss:// is not supported yet:", url);
-        goto done;
-    }
-    if (strncmp(url, "ws://", 5) != 0) {
-        rc = usage_error("URL must start with ws://, got", url);
+    if (strncmp(url, "ws://", 5) != 0 && strncmp(url, "wss://", 6) != 0) {
+        rc = usage_error("URL must start with ws:// or wss://, got", url);
         goto done;
     }
     opts.url = url;

@@ -10,8 +10,9 @@
  * sock's on_free is where a connection ends (on_close) and where the client is freed
  * once destroyed, so nothing is ever freed inside its own callback.
  *
- * Not done here: TLS (wss://), proxies, redirects, asynchronous name resolution
- * (getaddrinfo blocks the loop for the lookup; fine for a CLI and a bench). */
+ * wss:// is the same over net/tls (the HTTP request waits in the out queue for the TLS
+ * handshake; the connect timeout covers both). Not done here: proxies, redirects, asynchronous name
+ * resolution (getaddrinfo blocks the loop for the lookup; fine for a CLI and a bench). */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include "base/alloc.h"
 #include "base/refbuf.h"
@@ -32,6 +34,7 @@
 #include "herald/error.h"
 #include "http/http_parse.h"
 #include "http/http_upgrade.h"
+#include "net/tls.h"
 #include "ws/ws_frame.h"
 
 #define RECV_BUFFER (256 * 1024) /* as the server: a 64 KiB message usually arrives whole */
@@ -48,8 +51,15 @@
 
 /* Per-loop state shared by the clients of one loop: zlib streams for connections
  * without context takeover, and the output buffers of inflate and deflate. */
+#define TLS_CTX_CACHE 4
+
 struct hr_client_loop {
     hr_deflate_stream_t deflate, inflate;
+    struct { /* TLS client contexts by verification settings (loading a CA store is slow) */
+        bool insecure;
+        char *cafile;
+        struct ssl_ctx_st *ctx;
+    } tls[TLS_CTX_CACHE];
     hr_buf_t scratch;  /* inflated incoming messages (the reader's scratch) */
     hr_buf_t zscratch; /* compressed outgoing messages */
 };
@@ -120,6 +130,10 @@ static void client_loop_destroy(hr_loop_t *loop, void *data)
     hr_deflate_stream_deinit(&cl->inflate);
     hr_buf_deinit(&cl->scratch);
     hr_buf_deinit(&cl->zscratch);
+    for (int i = 0; i < TLS_CTX_CACHE; i++) {
+        hr_tls_ctx_free(cl->tls[i].ctx);
+        hr_free(cl->tls[i].cafile);
+    }
     hr_free(cl);
 }
 
@@ -136,6 +150,38 @@ static hr_client_loop_t *client_loop_get(hr_loop_t *loop)
         cl = NULL;
     }
     return cl;
+}
+
+/* A reference to a client TLS context for these settings, shared by the loop's clients.
+ * NULL with a message in err. */
+static struct ssl_ctx_st *client_tls_ctx(hr_client_loop_t *cl, bool insecure, const char *cafile,
+                                         char *err, size_t errlen)
+{
+    int free_slot = -1;
+    for (int i = 0; i < TLS_CTX_CACHE; i++) {
+        if (!cl->tls[i].ctx) {
+            if (free_slot < 0)
+                free_slot = i;
+            continue;
+        }
+        if (cl->tls[i].insecure == insecure &&
+            (cafile ? cl->tls[i].cafile && strcmp(cafile, cl->tls[i].cafile) == 0
+                    : !cl->tls[i].cafile)) {
+            SSL_CTX_up_ref(cl->tls[i].ctx);
+            return cl->tls[i].ctx;
+        }
+    }
+    struct ssl_ctx_st *ctx = hr_tls_client_ctx_create(insecure, cafile, err, errlen);
+    if (!ctx || free_slot < 0)
+        return ctx; /* the cache is full: this client's own */
+    char *copy = cafile ? hr_strdup(cafile) : NULL;
+    if (cafile && !copy)
+        return ctx;
+    cl->tls[free_slot].insecure = insecure;
+    cl->tls[free_slot].cafile = copy;
+    cl->tls[free_slot].ctx = ctx;
+    SSL_CTX_up_ref(ctx);
+    return ctx;
 }
 
 /* ---------------------------------------------------------------- URL and options */
@@ -156,19 +202,20 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
-/* Splits "ws://host[:port][/path][?query][#frag]". Returns NULL or a static message. */
-static const char *parse_url(hr_client_t *c, const char *url)
+/* Splits "ws[s]://host[:port][/path][?query][#frag]"; *tls for wss. Returns NULL or a
+ * static message. */
+static const char *parse_url(hr_client_t *c, const char *url, bool *tls)
 {
     if (!url || !*url)
         return "no URL";
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return "URL contains whitespace or control characters";
-    if (strncasecmp(url, "wss://", 6) == 0)
-        return "wss:// needs TLS, not supported yet";
-    if (strncasecmp(url, "ws://", 5) != 0)
-        return "URL must start with ws://";
-    const char *a = url + 5;
+    *tls = strncasecmp(url, "wss://", 6) == 0;
+    if (!*tls && strncasecmp(url, "ws://", 5) != 0)
+        return "URL must start with ws:// or wss://";
+    const char *a = url + (*tls ? 6 : 5);
+    unsigned long default_port = *tls ? 443 : 80;
     size_t alen = strcspn(a, "/?#");
     const char *rest = a + alen;
     if (memchr(a, '@', alen))
@@ -192,7 +239,7 @@ static const char *parse_url(hr_client_t *c, const char *url)
     if (hlen == 0)
         return "empty host in URL";
 
-    unsigned long port = 80;
+    unsigned long port = default_port;
     if (after < rest) {
         if (*after != ':' || after + 1 == rest || rest - after > 6)
             return "bad port in URL";
@@ -211,7 +258,8 @@ static const char *parse_url(hr_client_t *c, const char *url)
     if (hlen > 255)
         return "host name too long";
     int n = snprintf(hostbuf, sizeof(hostbuf), "%s%.*s%s%s%s", v6 ? "[" : "", (int)hlen, host,
-                     v6 ? "]" : "", port != 80 ? ":" : "", port != 80 ? portbuf : "");
+                     v6 ? "]" : "", port != default_port ? ":" : "",
+                     port != default_port ? portbuf : "");
     size_t plen = strcspn(rest, "#");
     c->host = dup_n(host, hlen);
     c->port = dup_n(portbuf, strlen(portbuf));
@@ -288,6 +336,7 @@ static void client_free(hr_client_t *c)
     hr_free(c->source_addr);
     free_list(c->headers);
     free_list(c->protocols);
+    hr_tls_ctx_free(c->tls_ctx);
     hr_free(c);
 }
 
@@ -774,6 +823,11 @@ static void on_connect(hr_sock_t *s, int err)
         return;
     }
     c->state = HR_CLIENT_HANDSHAKE;
+    if (c->tls_ctx && hr_sock_start_tls(&c->sock, c->tls_ctx, c->host) != 0) {
+        fail_handshake(c, HR_EPROTO, "TLS with %s:%s failed: %s", c->host, c->port,
+                       hr_tls_last_error());
+        return;
+    }
     if (send_request(c) != 0)
         fail_handshake(c, HR_ENOMEM, "out of memory sending the handshake");
 }
@@ -928,7 +982,10 @@ static void on_data(hr_sock_t *s, uint8_t *data, size_t len)
 static void on_eof(hr_sock_t *s, int err)
 {
     hr_client_t *c = client_of(s);
-    if (c->state == HR_CLIENT_HANDSHAKE) {
+    if (c->state == HR_CLIENT_HANDSHAKE && s->tls && !hr_sock_tls_ready(s) && err) {
+        report_error(c, err, "TLS handshake with %s:%s failed: %s", c->host, c->port,
+                     err == HR_EPROTO ? hr_tls_last_error() : hr_strerror(err));
+    } else if (c->state == HR_CLIENT_HANDSHAKE) {
         if (err)
             report_error(c, err, "handshake failed: %s", hr_strerror(err));
         else
@@ -967,6 +1024,7 @@ hr_client_t *hr_client_connect(hr_loop_t *loop, const hr_client_options_t *opts,
     c->opt.url = NULL;
     c->opt.headers = c->opt.protocols = NULL;
     c->opt.origin = c->opt.source_addr = NULL;
+    c->opt.tls_cafile = NULL; /* used during the call only */
     if (cb)
         c->cb = *cb;
     c->user = user;
@@ -986,7 +1044,8 @@ hr_client_t *hr_client_connect(hr_loop_t *loop, const hr_client_options_t *opts,
     hr_deflate_config_default(&c->dcfg);
     c->dcfg.enabled = opts->compress;
 
-    const char *msg = parse_url(c, opts->url);
+    bool tls = false;
+    const char *msg = parse_url(c, opts->url, &tls);
     if (msg)
         goto fail;
     bool bad = false, nomem = false;
@@ -1004,6 +1063,11 @@ hr_client_t *hr_client_connect(hr_loop_t *loop, const hr_client_options_t *opts,
     if (ensure_sock_ctx(loop) != 0 || !(c->shared = client_loop_get(loop))) {
         msg = "out of memory (or no free loop hook)";
         goto fail;
+    }
+    if (tls && !(c->tls_ctx = client_tls_ctx(c->shared, opts->tls_insecure, opts->tls_cafile, err,
+                                             errlen))) {
+        client_free(c);
+        return NULL;
     }
     if (RAND_bytes((unsigned char *)&c->prng, sizeof(c->prng)) != 1)
         c->prng = hr_clock_ms() ^ (uint64_t)(uintptr_t)c;

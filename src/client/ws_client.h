@@ -14,6 +14,7 @@
 #include "ws/ws_conn.h"
 
 struct addrinfo;
+struct ssl_ctx_st;
 typedef struct hr_client_loop hr_client_loop_t;
 
 typedef enum hr_client_state {
@@ -38,6 +39,7 @@ struct hr_client {
     char *target;      /* path and query */
     char **headers, **protocols;
     char *origin, *source_addr;
+    struct ssl_ctx_st *tls_ctx; /* wss://: a reference to the loop's context, else NULL */
     /* life cycle */
     hr_client_state_t state;
     bool sock_live;   /* the sock is started and its on_free has not finished */

@@ -13,6 +13,7 @@
 #include "base/alloc.h"
 #include "herald/error.h"
 #include "net/sock.h"
+#include "net/tls.h"
 
 #define RECV_PADDING 64
 #define READS_PER_EVENT 4
@@ -27,6 +28,7 @@ int hr_sock_ctx_init(hr_sock_ctx_t *ctx, hr_loop_t *loop, size_t recv_size)
     hr_list_init(&ctx->flush_list);
     hr_list_init(&ctx->free_list);
     ctx->linger_ms = 2000;
+    hr_buf_init(&ctx->tls_out);
     return 0;
 }
 
@@ -35,6 +37,7 @@ void hr_sock_ctx_deinit(hr_sock_ctx_t *ctx)
     hr_sock_ctx_flush(ctx);
     hr_free(ctx->recv_buf);
     ctx->recv_buf = NULL;
+    hr_buf_deinit(&ctx->tls_out);
 }
 
 static void schedule_flush(hr_sock_t *s)
@@ -51,6 +54,8 @@ static void finish(hr_sock_t *s)
         return;
     s->flags |= HR_SOCK_CLOSED;
     hr_loop_io_stop(s->ctx->loop, &s->io);
+    if (s->tls)
+        hr_tls__free(s);
     close(s->io.fd);
     s->io.fd = -1;
     hr_loop_timer_stop(s->ctx->loop, &s->timer);
@@ -59,6 +64,16 @@ static void finish(hr_sock_t *s)
         hr_list_remove(&s->flush_link);
     s->flags |= HR_SOCK_IN_FLUSH; /* the link now sits on free_list */
     hr_list_push_back(&s->ctx->free_list, &s->flush_link);
+}
+
+void hr_sock__schedule_flush(hr_sock_t *s)
+{
+    schedule_flush(s);
+}
+
+void hr_sock__finish(hr_sock_t *s)
+{
+    finish(s);
 }
 
 static void start_linger(hr_sock_t *s)
@@ -75,7 +90,7 @@ static void start_linger(hr_sock_t *s)
 /* Writes queued output; returns false if the sock failed (and was finished). */
 static bool flush_one(hr_sock_t *s)
 {
-    int rc = hr_outq_flush(&s->outq, s->io.fd);
+    int rc = s->tls ? hr_tls__flush(s) : hr_outq_flush(&s->outq, s->io.fd);
     if (rc == HR_EAGAIN) {
         if (!(s->flags & HR_SOCK_WANT_WRITE)) {
             s->flags |= HR_SOCK_WANT_WRITE;
@@ -103,6 +118,13 @@ void hr_sock_ctx_flush(hr_sock_ctx_t *ctx)
         hr_sock_t *s = hr_list_entry(ctx->flush_list.next, hr_sock_t, flush_link);
         hr_list_remove(&s->flush_link);
         s->flags &= ~HR_SOCK_IN_FLUSH;
+        if (s->flags & HR_SOCK_TLS_READ) {
+            s->flags &= ~HR_SOCK_TLS_READ;
+            if (!(s->flags & (HR_SOCK_CLOSING | HR_SOCK_CLOSED)) && (s->io.events & EPOLLIN))
+                hr_tls__read(s);
+            if (s->flags & HR_SOCK_CLOSED)
+                continue;
+        }
         if (!(s->flags & HR_SOCK_WANT_WRITE))
             flush_one(s);
     }
@@ -133,6 +155,10 @@ static void on_io(hr_io_t *io, uint32_t events)
     }
     if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
         return;
+    if (s->tls && !(s->flags & HR_SOCK_CLOSING)) {
+        hr_tls__read(s);
+        return;
+    }
     hr_sock_ctx_t *ctx = s->ctx;
     for (int i = 0; i < READS_PER_EVENT; i++) {
         ssize_t n;
@@ -164,6 +190,7 @@ int hr_sock_start(hr_sock_t *s, hr_sock_ctx_t *ctx, int fd, const hr_sock_ops_t 
     s->ctx = ctx;
     s->ops = ops;
     s->flags = 0;
+    s->tls = NULL;
     hr_outq_init(&s->outq);
     hr_list_init(&s->flush_link);
     hr_timer_init(&s->timer, on_timer);
@@ -208,6 +235,7 @@ int hr_sock_connect(hr_sock_t *s, hr_sock_ctx_t *ctx, int fd, const hr_sock_ops_
     s->ops = ops;
     /* WANT_WRITE keeps the end-of-iteration flush away until the connect is done. */
     s->flags = HR_SOCK_CONNECTING | HR_SOCK_WANT_WRITE;
+    s->tls = NULL;
     hr_outq_init(&s->outq);
     hr_list_init(&s->flush_link);
     hr_timer_init(&s->timer, on_timer);
@@ -246,7 +274,7 @@ int hr_sock_write_parts(hr_sock_t *s, const void *a, size_t alen, const void *b,
 {
     if (s->flags & (HR_SOCK_CLOSED | HR_SOCK_LINGER))
         return HR_ECLOSED;
-    if (alen + blen >= DIRECT_WRITE_MIN && s->outq.count == 0 &&
+    if (alen + blen >= DIRECT_WRITE_MIN && s->outq.count == 0 && !s->tls &&
         !(s->flags & (HR_SOCK_CONNECTING | HR_SOCK_WANT_WRITE))) {
         size_t w = write_now(s, a, alen, b, blen);
         if (w >= alen) {
@@ -297,6 +325,11 @@ void hr_sock_pause_reading(hr_sock_t *s, bool pause)
     uint32_t ev = pause ? s->io.events & ~(uint32_t)(EPOLLIN | EPOLLRDHUP)
                         : s->io.events | EPOLLIN | EPOLLRDHUP;
     hr_loop_io_update(s->ctx->loop, &s->io, ev);
+    if (!pause && s->tls) {
+        /* Records read ahead while paused raise no event: look at the next flush. */
+        s->flags |= HR_SOCK_TLS_READ;
+        schedule_flush(s);
+    }
 }
 
 void hr_sock_timer(hr_sock_t *s, uint64_t in_ms)

@@ -10,10 +10,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "loop/loop.h"
 #include "net/outq.h"
 
 typedef struct hr_sock hr_sock_t;
+struct hr_tls;
 
 typedef struct hr_sock_ops {
     /* Bytes received; data is the thread's receive buffer, mutable, borrowed. */
@@ -37,6 +39,7 @@ typedef struct hr_sock_ctx {
     hr_list_t flush_list; /* socks with queued output */
     hr_list_t free_list;  /* closed socks waiting for on_free */
     uint64_t linger_ms;
+    hr_buf_t tls_out; /* TLS socks (net/tls.h): ciphertext being written, reused */
 } hr_sock_ctx_t;
 
 enum {
@@ -45,7 +48,8 @@ enum {
     HR_SOCK_CLOSED = 1u << 2,     /* fd closed, on free_list */
     HR_SOCK_IN_FLUSH = 1u << 3,   /* on flush_list */
     HR_SOCK_WANT_WRITE = 1u << 4, /* waiting for EPOLLOUT */
-    HR_SOCK_CONNECTING = 1u << 5  /* hr_sock_connect: waiting for the connect to finish */
+    HR_SOCK_CONNECTING = 1u << 5, /* hr_sock_connect: waiting for the connect to finish */
+    HR_SOCK_TLS_READ = 1u << 6    /* TLS: input may wait inside the SSL object: read at flush */
 };
 
 struct hr_sock {
@@ -56,6 +60,8 @@ struct hr_sock {
     hr_list_t flush_link;
     hr_timer_t timer;
     uint32_t flags;
+    uint32_t tag;       /* the owner's, in what was padding (hr_conn: its per-address limit) */
+    struct hr_tls *tls; /* NULL: plain TCP (net/tls.h) */
 };
 
 /* Recv buffer of recv_size bytes (+ padding). 0 or HR_ENOMEM. */
@@ -88,6 +94,9 @@ void hr_sock_abort(hr_sock_t *s);
 void hr_sock_pause_reading(hr_sock_t *s, bool pause);
 /* Arms the sock's one timer in ms from now (re-arms if armed). */
 void hr_sock_timer(hr_sock_t *s, uint64_t in_ms);
+/* For net/tls.c only. */
+void hr_sock__schedule_flush(hr_sock_t *s);
+void hr_sock__finish(hr_sock_t *s);
 static inline size_t hr_sock_queued(const hr_sock_t *s)
 {
     return s->outq.bytes;
