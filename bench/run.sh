@@ -135,7 +135,7 @@ build_all() {
 # ---------------------------------------------------------------- servers
 server_cmd() { # NAME PORT -> prints the command line (no taskset)
   case $1 in
-    herald) echo "$herald serve --listen 127.0.0.1:$2 --threads 1 --compression off --log-level warn" ;;
+    herald) echo "$herald serve --listen 127.0.0.1:$2 --threads 1 --compression off --log-level warn --max-message-rate 0" ;;
     lws) echo "$build/lws-peer $2" ;;
     netty) echo "$build/netty/netty-peer $2" ;;
     node-ws) echo "node $here/peers/node-ws/server.mjs $2" ;;
