@@ -127,6 +127,22 @@ static int serve(hr_reload_t *reload)
     srv->stomp.app_webhook = cfg->app_webhook ? hr_strdup(cfg->app_webhook) : NULL;
     srv->trusted_proxies = cfg->trusted_proxies ? hr_strdup(cfg->trusted_proxies) : NULL;
     srv->access_log = cfg->access_log;
+#define DUP(s) ((s) ? hr_strdup(s) : NULL)
+    srv->sec.tls_cert = DUP(cfg->tls_cert);
+    srv->sec.tls_key = DUP(cfg->tls_key);
+    srv->sec.auth = strcmp(cfg->auth, "required") == 0   ? HR_AUTH_REQUIRED
+                    : strcmp(cfg->auth, "optional") == 0 ? HR_AUTH_OPTIONAL
+                                                         : HR_AUTH_OFF;
+    srv->sec.jwt_secret = DUP(cfg->jwt_secret);
+    srv->sec.jwt_public_key = DUP(cfg->jwt_public_key);
+    srv->sec.auth_webhook = DUP(cfg->auth_webhook);
+#undef DUP
+    srv->sec.max_connections = cfg->max_connections;
+    srv->sec.max_connections_per_ip = cfg->max_connections_per_ip;
+    srv->sec.max_connections_per_user = cfg->max_connections_per_user;
+    srv->sec.max_message_rate = cfg->max_message_rate;
+    srv->sec.message_burst = cfg->message_burst;
+    srv->sec.max_subscriptions = cfg->max_subscriptions;
     hr_server__set_reload(srv, hr_reload_run, reload);
 #define ON(path) (strcmp((path), "off") != 0)
     if ((ON(cfg->route_echo) &&

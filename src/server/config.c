@@ -40,6 +40,7 @@ typedef struct opt_row {
 } opt_row_t;
 
 static const char *const log_formats[] = {"text", "logfmt", "json", NULL};
+static const char *const auth_modes[] = {"off", "optional", "required", NULL};
 
 #define SRV(f) offsetof(hr_config_t, server.f), sizeof(((hr_server_options_t *)0)->f)
 
@@ -81,6 +82,33 @@ static const opt_row_t rows[] = {
      "3", "STOMP: heart-beat periods without a byte before a session is closed", NULL},
     {"app-webhook", T_STRING, offsetof(hr_config_t, app_webhook), 0, 0, 0, "none",
      "URL that STOMP SENDs to /app/... are POSTed to (docs/stomp.md)", NULL},
+    {"tls-cert", T_STRING, offsetof(hr_config_t, tls_cert), 0, 0, 0, "none",
+     "PEM certificate chain: serve wss:// and https:// (with --tls-key; SIGHUP reloads both)",
+     NULL},
+    {"tls-key", T_STRING, offsetof(hr_config_t, tls_key), 0, 0, 0, "none",
+     "PEM private key of --tls-cert", NULL},
+    {"auth", T_STRING, offsetof(hr_config_t, auth), 0, 0, 0, "off",
+     "tokens: required (401 without a valid one), optional (anonymous allowed) or off", auth_modes},
+    {"jwt-secret", T_STRING, offsetof(hr_config_t, jwt_secret), 0, 0, 0, "none",
+     "HS256 secret that signs client tokens (JWT)", NULL},
+    {"jwt-public-key", T_STRING, offsetof(hr_config_t, jwt_public_key), 0, 0, 0, "none",
+     "PEM public key file for RS256/ES256 client tokens (JWT)", NULL},
+    {"auth-webhook", T_STRING, offsetof(hr_config_t, auth_webhook), 0, 0, 0, "none",
+     "URL asked to accept or refuse each connection (like a Spring HandshakeInterceptor)", NULL},
+    {"max-connections", T_INT, offsetof(hr_config_t, max_connections), sizeof(int), 0, 10000000,
+     "100000", "open connections in total; the excess is refused with 503 (0: no limit)", NULL},
+    {"max-connections-per-ip", T_INT, offsetof(hr_config_t, max_connections_per_ip), sizeof(int), 0,
+     10000000, "10000", "open connections per client address (0: no limit)", NULL},
+    {"max-connections-per-user", T_INT, offsetof(hr_config_t, max_connections_per_user),
+     sizeof(int), 0, 10000000, "100", "open connections per authenticated user (0: no limit)",
+     NULL},
+    {"max-message-rate", T_NUMBER, offsetof(hr_config_t, max_message_rate), 0, 0, 1e9, "0",
+     "messages per second a connection may send, on average; over it: close 1008 (0: no limit)",
+     NULL},
+    {"message-burst", T_INT, offsetof(hr_config_t, message_burst), sizeof(int), 1, 10000000, "1000",
+     "messages a connection may send at once above --max-message-rate", NULL},
+    {"max-subscriptions", T_INT, offsetof(hr_config_t, max_subscriptions), sizeof(int), 1, 10000000,
+     "1024", "subscriptions per connection (/pubsub and /stomp)", NULL},
     {"log-format", T_STRING, offsetof(hr_config_t, log_format), 0, 0, 0, "text",
      "log lines as text, logfmt or json", log_formats},
     {"access-log", T_ONOFF, offsetof(hr_config_t, access_log), 0, 0, 0, "off",
@@ -115,6 +143,13 @@ void hr_config_init(hr_config_t *cfg)
     strcpy(cfg->listen, "127.0.0.1:8080");
     cfg->log_level = HR_LOG_INFO;
     cfg->log_format = "text";
+    cfg->auth = "off";
+    cfg->max_connections = 100000;
+    cfg->max_connections_per_ip = 10000;
+    cfg->max_connections_per_user = 100;
+    cfg->max_message_rate = 0; /* off: docs/security.md, "Message rate" */
+    cfg->message_burst = 1000;
+    cfg->max_subscriptions = 1024;
     cfg->route_echo = "/ws";
     cfg->route_broadcast = "/broadcast";
     cfg->route_pubsub = "/pubsub";

@@ -14,14 +14,22 @@
 
 typedef struct hr_config {
     hr_server_options_t server;
-    hr_namespaces_t namespaces;   /* --namespace, in the order given */
-    const char *api_key;          /* --api-key: required on /api/ requests when set */
-    uint32_t stomp_heartbeat[2];  /* --stomp-heartbeat SEND,RECV (ms) */
-    double stomp_heartbeat_grace; /* --stomp-heartbeat-grace */
-    const char *app_webhook;      /* --app-webhook URL */
-    const char *log_format;       /* --log-format text|logfmt|json */
-    bool access_log;              /* --access-log */
-    const char *trusted_proxies;  /* --trusted-proxies LIST, or NULL */
+    hr_namespaces_t namespaces;              /* --namespace, in the order given */
+    const char *api_key;                     /* --api-key: required on /api/ requests when set */
+    uint32_t stomp_heartbeat[2];             /* --stomp-heartbeat SEND,RECV (ms) */
+    double stomp_heartbeat_grace;            /* --stomp-heartbeat-grace */
+    const char *app_webhook;                 /* --app-webhook URL */
+    const char *log_format;                  /* --log-format text|logfmt|json */
+    const char *tls_cert, *tls_key;          /* --tls-cert, --tls-key (PEM files) */
+    const char *auth;                        /* --auth off|optional|required */
+    const char *jwt_secret, *jwt_public_key; /* HS256 secret; RS256/ES256 key file */
+    const char *auth_webhook;                /* --auth-webhook URL */
+    int max_connections, max_connections_per_ip, max_connections_per_user; /* 0: none */
+    double max_message_rate;     /* per connection, messages/s; 0: none */
+    int message_burst;           /* token bucket depth */
+    int max_subscriptions;       /* per connection */
+    bool access_log;             /* --access-log */
+    const char *trusted_proxies; /* --trusted-proxies LIST, or NULL */
     const char *route_echo, *route_broadcast, *route_pubsub, *route_stomp; /* path or "off" */
     const char *handoff_socket; /* --handoff-socket PATH, or NULL */
     const char *takeover;       /* --takeover PATH, or NULL */

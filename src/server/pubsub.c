@@ -7,14 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/grant.h"
 #include "base/alloc.h"
 #include "broker/channel.h"
 #include "herald/error.h"
 #include "proto/json_proto.h"
 #include "server/channels.h"
-
-/* Subscriptions one connection may hold (exact and patterns together). */
-#define MAX_SUBS_PER_CONN 1024
 
 typedef struct op {
     hr_conn_t *c;
@@ -126,11 +124,17 @@ static void do_subscribe(hr_conn_t *c, const hr_jp_cmd_t *cmd)
         reply_error(c, &cmd->id, HR_JP_BAD_REQUEST, "invalid channel name");
         return;
     }
+    if (!hr_auth_may_subscribe(hr_conn_grant(c), &sh->srv->namespaces, name, len)) {
+        reply_error(c, &cmd->id, HR_JP_NOT_ALLOWED, "subscribe to this channel not allowed");
+        return;
+    }
     if (pattern && cmd->has_since) {
         reply_error(c, &cmd->id, HR_JP_BAD_REQUEST, "since is not supported on patterns");
         return;
     }
-    if (count_subs(c) >= MAX_SUBS_PER_CONN) {
+    /* --max-subscriptions: exact and patterns together. */
+    if (count_subs(c) >= (size_t)sh->srv->sec.max_subscriptions) {
+        sh->stats.limit_rejections[HR_LIMIT_MAX_SUBSCRIPTIONS]++;
         reply_error(c, &cmd->id, HR_JP_LIMIT_EXCEEDED, "too many subscriptions");
         return;
     }
@@ -157,7 +161,7 @@ static void do_subscribe(hr_conn_t *c, const hr_jp_cmd_t *cmd)
     sub->state = HR_SUB_PENDING;
     op_t *o = op_new(c, cmd);
     if (!o || hr_channels_subscribe(sh, sub, cmd->has_since, cmd->since_offset, cmd->since_epoch,
-                                    hr_conn_id(c), NULL, on_subscribed, o) != 0) {
+                                    hr_conn_id(c), hr_conn_user(c), on_subscribed, o) != 0) {
         hr_free(o);
         hr_topics_remove(t, sub);
         reply_error(c, &cmd->id, HR_JP_INTERNAL, "out of memory");
@@ -211,8 +215,11 @@ static void do_publish(hr_conn_t *c, const hr_jp_cmd_t *cmd)
         return;
     }
     const hr_namespace_t *ns = hr_channels_namespace(sh->srv, cmd->channel.ptr, cmd->channel.len);
-    if (!ns->client_publish) {
-        reply_error(c, &cmd->id, HR_JP_NOT_ALLOWED, "clients may not publish to this channel");
+    if (!hr_auth_may_publish(hr_conn_grant(c), ns, cmd->channel.ptr, cmd->channel.len)) {
+        reply_error(c, &cmd->id, HR_JP_NOT_ALLOWED,
+                    ns->client_publish && ns->access != HR_ACCESS_SERVER
+                        ? "publish to this channel not allowed"
+                        : "clients may not publish to this channel");
         return;
     }
     op_t *o = op_new(c, cmd);
@@ -284,6 +291,11 @@ static void do_query(hr_conn_t *c, const hr_jp_cmd_t *cmd)
     hr_shard_t *sh = conn_shard(c);
     if (!hr_channel_name_valid(cmd->channel.ptr, cmd->channel.len)) {
         reply_error(c, &cmd->id, HR_JP_BAD_REQUEST, "invalid channel name (no patterns here)");
+        return;
+    }
+    if (!hr_auth_may_subscribe(hr_conn_grant(c), &sh->srv->namespaces, cmd->channel.ptr,
+                               cmd->channel.len)) {
+        reply_error(c, &cmd->id, HR_JP_NOT_ALLOWED, "reading this channel not allowed");
         return;
     }
     op_t *o = op_new(c, cmd);

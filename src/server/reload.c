@@ -17,15 +17,29 @@
 #include "server/reload.h"
 
 static const char *const live_options[] = {
-    "max-message",      "max-backlog",
-    "max-header",       "ping-interval",
-    "idle-timeout",     "handshake-timeout",
-    "shutdown-timeout", "allowed-origins",
-    "namespace",        "api-key",
-    "log-level",        "log-format",
-    "stomp-heartbeat",  "stomp-heartbeat-grace",
-    "app-webhook",      "access-log",
+    "max-message",
+    "max-backlog",
+    "max-header",
+    "ping-interval",
+    "idle-timeout",
+    "handshake-timeout",
+    "shutdown-timeout",
+    "allowed-origins",
+    "namespace",
+    "api-key",
+    "log-level",
+    "log-format",
+    "stomp-heartbeat",
+    "stomp-heartbeat-grace",
+    "app-webhook",
+    "access-log",
     "trusted-proxies",
+    "max-connections",
+    "max-connections-per-ip",
+    "max-connections-per-user",
+    "max-message-rate",
+    "message-burst",
+    "max-subscriptions",
 };
 
 bool hr_reload_is_live(const char *name)
@@ -87,6 +101,15 @@ static void apply_live(hr_server_t *srv, void *data)
     srv->stomp.hb_recv_ms = c->stomp_heartbeat[1];
     srv->stomp.hb_grace = c->stomp_heartbeat_grace;
     srv->access_log = c->access_log;
+    /* Connection limits apply to what comes next: open connections stay (a lower
+     * --max-subscriptions refuses new subscriptions only; rate buckets refill to the new
+     * burst). */
+    srv->sec.max_connections = c->max_connections;
+    srv->sec.max_connections_per_ip = c->max_connections_per_ip;
+    srv->sec.max_connections_per_user = c->max_connections_per_user;
+    srv->sec.max_message_rate = c->max_message_rate;
+    srv->sec.message_burst = c->message_burst;
+    srv->sec.max_subscriptions = c->max_subscriptions;
     hr_log_set_level((hr_log_level_t)c->log_level);
     hr_log_set_format_name(c->log_format);
 }
@@ -137,6 +160,8 @@ static char *dup_or_null(const char *s, bool *failed)
 void hr_reload_run(hr_server_t *srv, void *data)
 {
     hr_reload_t *rl = data;
+    if (srv->tls_ctx)
+        hr_tls_reload(srv); /* the certificate files, whatever the options say */
     hr_config_t *next = hr_malloc(sizeof(*next));
     if (!next) {
         hr_log_error("reload: out of memory; nothing changed");

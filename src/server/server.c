@@ -21,6 +21,7 @@
 #include "base/alloc.h"
 #include "base/hash.h"
 #include "base/log.h"
+#include "net/tls.h"
 #include "proto/json_proto.h"
 #include "server/channels.h"
 #include "server/server.h"
@@ -205,6 +206,12 @@ hr_server_t *hr_server_create(const hr_server_options_t *opts, char *err, size_t
     s->stomp.hb_send_ms = 10000;
     s->stomp.hb_recv_ms = 10000;
     s->stomp.hb_grace = 3;
+    s->sec.max_subscriptions = 1024;
+    s->sec.message_burst = 1000;
+    atomic_init(&s->nconns, 0);
+    int lim = hr_limit_table_init(&s->per_ip);
+    if (lim == 0)
+        lim = hr_limit_table_init(&s->per_user);
     s->host = hr_strdup(opts->host ? opts->host : "127.0.0.1");
     s->opt.host = s->host;
     s->opt.allowed_origins = NULL;
@@ -216,7 +223,7 @@ hr_server_t *hr_server_create(const hr_server_options_t *opts, char *err, size_t
     hr_json_proto_init();
     s->nshards = opts->threads;
     s->shards = hr_calloc((size_t)s->nshards, sizeof(hr_shard_t));
-    if (!s->host || !s->shards || parse_origins(s, opts->allowed_origins)) {
+    if (lim || !s->host || !s->shards || parse_origins(s, opts->allowed_origins)) {
         set_err(err, errlen, "out of memory");
         goto fail;
     }
@@ -499,6 +506,14 @@ int hr_server_start(hr_server_t *s, char *err, size_t errlen)
         set_err(err, errlen, msg);
         return rc;
     }
+    rc = hr_session_auth_start(s, err, errlen); /* --auth: JWT keys, read by every worker */
+    if (rc)
+        return rc;
+    if ((s->sec.tls_cert || s->sec.tls_key) && !s->tls_ctx) {
+        s->tls_ctx = hr_tls_server_ctx_create(s->sec.tls_cert, s->sec.tls_key, err, errlen);
+        if (!s->tls_ctx)
+            return HR_EINVAL;
+    }
     rc = hr_server__listen(s, err, errlen);
     if (rc)
         return rc;
@@ -592,6 +607,32 @@ int hr_server__stop_the_world(hr_server_t *s, void (*fn)(hr_server_t *s, void *d
     return 0;
 }
 
+static void swap_tls_ctx(hr_server_t *s, void *data)
+{
+    struct ssl_ctx_st **ctx = data, *old = s->tls_ctx;
+    s->tls_ctx = *ctx;
+    *ctx = old;
+}
+
+int hr_tls_reload(hr_server_t *s)
+{
+    char err[512];
+    struct ssl_ctx_st *ctx =
+        hr_tls_server_ctx_create(s->sec.tls_cert, s->sec.tls_key, err, sizeof(err));
+    if (!ctx) {
+        hr_log_error("reload: TLS certificate not reloaded: %s (kept the running one)", err);
+        return HR_EINVAL;
+    }
+    int rc = hr_server__stop_the_world(s, swap_tls_ctx, &ctx);
+    hr_tls_ctx_free(ctx); /* the old one (its connections keep it alive), or the unused new one */
+    if (rc) {
+        hr_log_warn("reload: TLS certificate not reloaded: the server is stopping");
+        return rc;
+    }
+    hr_log_info("reload: TLS certificate reloaded");
+    return 0;
+}
+
 void hr_server__set_reload(hr_server_t *s, void (*fn)(hr_server_t *s, void *data), void *data)
 {
     s->reload_fn = fn;
@@ -665,7 +706,16 @@ void hr_server_destroy(hr_server_t *s)
     hr_free(s->api_key);
     hr_free(s->stomp.app_webhook);
     hr_free(s->trusted_proxies);
+    hr_free(s->sec.tls_cert);
+    hr_free(s->sec.tls_key);
+    hr_tls_ctx_free(s->tls_ctx);
+    hr_free(s->sec.jwt_secret);
+    hr_free(s->sec.jwt_public_key);
+    hr_free(s->sec.auth_webhook);
+    hr_session_auth_stop(s);
     hr_forwarded_trust_deinit(&s->trust);
+    hr_limit_table_deinit(&s->per_ip);
+    hr_limit_table_deinit(&s->per_user);
     hr_free(s->host);
     hr_free(s);
 }

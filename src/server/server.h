@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "auth/jwt.h"
 #include "base/buf.h"
 #include "base/pool.h"
 #include "broker/history.h"
@@ -23,11 +24,16 @@
 #include "http/http_parse.h"
 #include "http/forwarded.h"
 #include "ws/ws_conn.h"
+#include "server/limits.h"
 
 #define HR_MAX_ROUTES 32
 #define HR_MAX_SUBPROTOCOLS 8
 
 typedef struct hr_shard hr_shard_t;
+
+enum { HR_AUTH_OFF = 0, HR_AUTH_OPTIONAL = 1, HR_AUTH_REQUIRED = 2 };
+/* Close code of a connection whose token expired (docs/security.md). */
+#define HR_WS_CLOSE_TOKEN_EXPIRED 4001
 
 /* STOMP settings, server-wide (docs/stomp.md). */
 typedef struct hr_stomp_config {
@@ -86,11 +92,18 @@ typedef enum hr_conn_phase {
     HR_PHASE_CLOSING,   /* close frame sent or connection failed: no more callbacks but on_close */
 } hr_conn_phase_t;
 
-/* permessage-deflate state of one connection: allocated only when negotiated. */
+/* The state only some connections need, allocated on first need (an idle plain
+ * connection pays one NULL pointer): permessage-deflate when negotiated (p is zero
+ * otherwise), and authentication when the connection presented valid credentials. */
 typedef struct hr_conn_deflate {
     hr_deflate_params_t p;
     hr_deflate_stream_t *own_inflate; /* only with client context takeover */
     hr_deflate_stream_t *own_deflate; /* only with server context takeover */
+    hr_auth_grant_t *grant;           /* NULL: anonymous */
+    hr_timer_t expiry;                /* armed while grant has an exp: closes with 4001 */
+    hr_conn_t *conn;
+    uint32_t user_limit; /* --max-connections-per-user handle (limits.h), 0: not counted */
+    char *close_reason;  /* set when the close starts, for on_close */
 } hr_conn_deflate_t;
 
 /* A WebSocket connection. Its size is the idle-memory budget (bench: RSS per idle
@@ -105,8 +118,7 @@ struct hr_conn {
         hr_buf_t head;     /* HTTP phase: partial request head */
         hr_ws_reader_t rd; /* open phase */
     } u;
-    hr_conn_deflate_t *dfl; /* NULL: no permessage-deflate */
-    char *close_reason;     /* set when the close starts, for on_close */
+    hr_conn_deflate_t *dfl; /* occasional state: deflate, auth, close reason; NULL: none */
     void *user;
     uint32_t seq;        /* per-shard connection number (hr_conn_id) */
     uint32_t last_rx_ms; /* loop ms, truncated to 32 bits */
@@ -121,6 +133,10 @@ struct hr_conn {
     int8_t protocol;  /* index into route->subprotocols, -1 none */
     uint8_t close_reason_len;
     uint16_t close_code;
+    union {                   /* in the padding above: hr_conn_t does not grow */
+        uint32_t rate_tokens; /* opened: --max-message-rate bucket, refilled to last_rx_ms */
+        uint32_t over_limit;  /* HTTP phase: accepted over --max-connections (not counted) */
+    };
 };
 
 /* Why a request was refused before its handler or upgrade ({reason} of
@@ -128,6 +144,7 @@ struct hr_conn {
 #define HR_REJECT_MAP(X)                                                                           \
     X(BAD_REQUEST, "bad_request")           /* 400 malformed, bad handshake headers */             \
     X(ORIGIN, "origin")                     /* 403 Origin not allowed */                           \
+    X(UNAUTHORIZED, "unauthorized")         /* 401 no valid token (--auth) */                      \
     X(NOT_FOUND, "not_found")               /* 404 no endpoint at the path */                      \
     X(METHOD, "method")                     /* 405 not GET */                                      \
     X(UPGRADE_REQUIRED, "upgrade_required") /* 426 no Upgrade: websocket, or not version 13 */     \
@@ -141,7 +158,12 @@ struct hr_conn {
     X(MAX_MESSAGE, "max_message") /* message over --max-message: closed with 1009 */               \
     X(MAX_HEADER, "max_header")   /* request head over --max-header: 431 */                        \
     X(MAX_BODY, "max_body")       /* plain HTTP body too large: 413 */                             \
-    X(MAX_BACKLOG, "max_backlog") /* output over --max-backlog: 1008 close or messages dropped */
+    X(MAX_BACKLOG, "max_backlog") /* output over --max-backlog: 1008 close or messages dropped */  \
+    X(MAX_CONNECTIONS, "max_connections")            /* over --max-connections: 503 */             \
+    X(MAX_CONN_PER_IP, "max_connections_per_ip")     /* 503 at the handshake */                    \
+    X(MAX_CONN_PER_USER, "max_connections_per_user") /* 503, or STOMP ERROR + 1013 */              \
+    X(MAX_MESSAGE_RATE, "max_message_rate")          /* over the bucket: closed with 1008 */       \
+    X(MAX_SUBSCRIPTIONS, "max_subscriptions")        /* limit_exceeded / STOMP ERROR */
 #define HR_ENUM_(name, label) HR_REJECT_##name,
 enum { HR_REJECT_MAP(HR_ENUM_) HR_REJECT__COUNT };
 #undef HR_ENUM_
@@ -208,9 +230,26 @@ struct hr_server {
     hr_namespaces_t namespaces;
     char *api_key; /* NULL: the API is open (loopback deployments, tests) */
     hr_stomp_config_t stomp;
-    char *trusted_proxies;      /* --trusted-proxies LIST, or NULL (proxy headers ignored) */
-    bool access_log;            /* --access-log */
-    hr_forwarded_trust_t trust; /* trusted_proxies parsed by hr_server_start */
+    char *trusted_proxies; /* --trusted-proxies LIST, or NULL (proxy headers ignored) */
+    /* Security (docs/security.md): set by herald serve before start. */
+    struct {
+        char *tls_cert, *tls_key; /* NULL: plain ws:// */
+        int auth;                 /* HR_AUTH_OFF / OPTIONAL / REQUIRED */
+        char *jwt_secret;         /* HS256, or NULL */
+        char *jwt_public_key;     /* RS256/ES256 PEM file, or NULL */
+        char *auth_webhook;       /* or NULL */
+        hr_jwt_keys_t jwt;        /* loaded by hr_server_start (hr_session_auth_start) */
+        int max_connections, max_connections_per_ip, max_connections_per_user; /* 0: none */
+        double max_message_rate; /* messages/s per connection; 0: none */
+        int message_burst;
+        int max_subscriptions;
+    } sec;
+    /* Connection counts for the limits above (limits.h): open connections in total
+     * (accepted, not yet freed; over-limit ones excluded), by client address, by user. */
+    atomic_int nconns;
+    hr_limit_table_t per_ip, per_user;
+    bool access_log;                               /* --access-log */
+    hr_forwarded_trust_t trust;                    /* trusted_proxies parsed by hr_server_start */
     void (*reload_fn)(hr_server_t *s, void *data); /* SIGHUP, on hr_server_run's thread */
     void *reload_data;
     int nshards;
@@ -225,6 +264,9 @@ struct hr_server {
     atomic_bool frozen;
     const char *shutdown_reason;
     struct hr_handoff *handoff;
+    /* TLS (net/tls.h): built from sec.tls_cert/tls_key by hr_server_start, NULL: plain.
+     * Workers read it only when accepting; hr_tls_reload swaps it with the world stopped. */
+    struct ssl_ctx_st *tls_ctx;
 };
 
 /* Upper bound in microseconds of publish latency bucket b < HR_LATENCY_BUCKETS. */
@@ -281,6 +323,10 @@ int hr_server__listen(hr_server_t *s, char *err, size_t errlen);
  * later post from the same thread (hr_server__stop_the_world) runs after it. */
 void hr_server__stop_accepting(hr_server_t *s);
 void hr_server__resume_accepting(hr_server_t *s);
+/* server.c: SIGHUP: builds a new TLS context from sec.tls_cert/tls_key and swaps it in
+ * (connections keep the old one, freed with the last of them). Logs the outcome; on an
+ * error the running certificate stays. 0 or a negative error. */
+int hr_tls_reload(hr_server_t *s);
 /* server.c: what hr_server_run does on SIGHUP (with handle_signals). */
 void hr_server__set_reload(hr_server_t *s, void (*fn)(hr_server_t *s, void *data), void *data);
 /* server.c: replaces the allowed origins with a comma-separated list (NULL: the default
@@ -305,5 +351,24 @@ void hr_session_deliver_parts(hr_conn_t *c, bool binary, const void *head, size_
                               hr_refbuf_t *tail, hr_slow_policy_t policy);
 /* session.c: graceful shutdown of one connection (close 1001). */
 void hr_session_shutdown(hr_conn_t *c);
+
+/* session.c: authentication (docs/security.md). hr_session_auth_start loads the JWT
+ * keys before the workers start (0, or an error with a message); _stop frees them. */
+int hr_session_auth_start(hr_server_t *s, char *err, size_t errlen);
+void hr_session_auth_stop(hr_server_t *s);
+/* The connection's authenticated user (the token's sub or the auth webhook's user), or
+ * NULL when anonymous. Valid while the connection is. */
+const char *hr_conn_user(const hr_conn_t *c);
+/* Its grant (user, expiry, channel patterns), or NULL when anonymous. */
+const hr_auth_grant_t *hr_conn_grant(const hr_conn_t *c);
+/* Authenticates an open, still anonymous connection with a JWT (STOMP CONNECT): 0, or
+ * HR_EINVAL / HR_ESTATE (bad or expired token) / HR_ENOMEM with *why. */
+int hr_conn_authenticate(hr_conn_t *c, const char *tok, size_t len, const char **why);
+/* session.c: --max-connections-per-user: counts c under its authenticated user
+ * (hr_conn_user; a merely claimed STOMP login is never counted) until it is freed; once
+ * per connection. 0 (counted, or nothing to count), HR_ENOBUFS over the limit (counted in
+ * herald_limit_rejections_total; the caller refuses: 503 at the handshake, STOMP ERROR
+ * and 1013 at CONNECT), HR_ENOMEM. */
+int hr_session_count_user(hr_conn_t *c);
 
 #endif

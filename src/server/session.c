@@ -5,8 +5,11 @@
  *
  * What it does not do: anything protocol-specific beyond WebSocket (routes do that)
  * and plain HTTP endpoints other than error answers (a later module). */
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -14,8 +17,11 @@
 #include "herald/error.h"
 #include "http/http_parse.h"
 #include "http/http_upgrade.h"
+#include "net/tls.h"
+#include "net/http_client.h"
 #include "server/channels.h"
 #include "server/server.h"
+#include "server/stomp.h"
 #include "ws/ws_frame.h"
 
 #define MAX_HEADERS 64
@@ -39,6 +45,7 @@ static uint64_t now_ms(const hr_conn_t *c)
 static void count_refusal(hr_shard_t *sh, int status)
 {
     int r = status == 400   ? HR_REJECT_BAD_REQUEST
+            : status == 401 ? HR_REJECT_UNAUTHORIZED
             : status == 403 ? HR_REJECT_ORIGIN
             : status == 404 ? HR_REJECT_NOT_FOUND
             : status == 405 ? HR_REJECT_METHOD
@@ -78,6 +85,19 @@ void hr_session_accept(hr_shard_t *sh, int fd)
     }
     hr_list_push_back(&sh->conns, &c->shard_link);
     sh->stats.accepted++;
+    /* --max-connections: the excess is accepted (to be told why), answered 503 at its
+     * first request, and holds no slot meanwhile. */
+    hr_server_t *srv = sh->srv;
+    int total = atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed) + 1;
+    if (srv->sec.max_connections > 0 && total > srv->sec.max_connections) {
+        atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
+        c->over_limit = 1;
+    }
+    if (srv->tls_ctx && hr_sock_start_tls(&c->sock, srv->tls_ctx, NULL) != 0) {
+        c->phase = HR_PHASE_CLOSING;
+        hr_sock_abort(&c->sock); /* out of memory: on_free follows (and uncounts) */
+        return;
+    }
     hr_log_fields(HR_LOG_DEBUG, HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c))),
                   "accepted on thread %d", sh->index);
     c->last_rx_ms = (uint32_t)now_ms(c);
@@ -105,7 +125,8 @@ static void on_free(hr_sock_t *s)
     detach(c);
     if (c->opened && c->route->cb.on_close) {
         uint16_t code = c->close_known ? c->close_code : HR_WS_CLOSE_ABNORMAL;
-        c->route->cb.on_close(c, code, c->close_reason ? c->close_reason : "", c->close_reason_len);
+        const char *why = c->dfl && c->dfl->close_reason ? c->dfl->close_reason : "";
+        c->route->cb.on_close(c, code, why, c->close_reason_len);
     }
     hr_list_remove(&c->shard_link);
     if (c->opened)
@@ -121,9 +142,16 @@ static void on_free(hr_sock_t *s)
             hr_deflate_stream_deinit(c->dfl->own_deflate);
             hr_free(c->dfl->own_deflate);
         }
+        hr_loop_timer_stop(&conn_shard(c)->loop, &c->dfl->expiry);
+        hr_auth_grant_free(c->dfl->grant);
+        hr_limit_release(&conn_shard(c)->srv->per_user, c->dfl->user_limit);
+        hr_free(c->dfl->close_reason);
         hr_free(c->dfl);
     }
-    hr_free(c->close_reason);
+    hr_server_t *srv = conn_shard(c)->srv;
+    if (c->opened || !c->over_limit)
+        atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
+    hr_limit_release(&srv->per_ip, c->sock.tag);
     hr_pool_free(&conn_shard(c)->conn_pool, c);
 }
 
@@ -161,14 +189,17 @@ static void keep_close(hr_conn_t *c, uint16_t code, const char *reason, size_t l
 {
     c->close_known = true;
     c->close_code = code;
-    if (!len || !c->route->cb.on_close || c->close_reason)
+    if (!len || !c->route->cb.on_close || (c->dfl && c->dfl->close_reason))
         return;
     if (len > 123)
         len = 123;
-    c->close_reason = hr_malloc(len + 1);
-    if (c->close_reason) {
-        memcpy(c->close_reason, reason, len);
-        c->close_reason[len] = 0;
+    /* The reason lives in the connection's occasional state, made now if need be. */
+    if (!c->dfl && !(c->dfl = hr_calloc(1, sizeof(*c->dfl))))
+        return;
+    c->dfl->close_reason = hr_malloc(len + 1);
+    if (c->dfl->close_reason) {
+        memcpy(c->dfl->close_reason, reason, len);
+        c->dfl->close_reason[len] = 0;
         c->close_reason_len = (uint8_t)len;
     }
 }
@@ -367,7 +398,15 @@ void hr_session_shutdown(hr_conn_t *c)
 static int on_message(void *ud, uint8_t opcode, uint8_t *data, size_t len)
 {
     hr_conn_t *c = ud;
-    conn_shard(c)->stats.messages_in++;
+    hr_shard_t *sh = conn_shard(c);
+    if (sh->srv->sec.max_message_rate > 0 && !hr_rate_take(&c->rate_tokens)) {
+        sh->stats.limit_rejections[HR_LIMIT_MAX_MESSAGE_RATE]++;
+        hr_log_fields(HR_LOG_INFO, HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c))),
+                      "message rate over max-message-rate, closing with 1008");
+        fail_conn(c, HR_WS_CLOSE_POLICY_VIOLATION, "message rate exceeded");
+        return 1;
+    }
+    sh->stats.messages_in++;
     if (c->route->cb.on_message)
         c->route->cb.on_message(c, data, len, opcode == HR_WS_OP_BINARY);
     return c->phase != HR_PHASE_OPEN;
@@ -524,6 +563,49 @@ static void refuse(hr_conn_t *c, const hr_http_request_t *req, int status, const
     http_fail(c, status, reason, extra);
 }
 
+/* Refuses a request over a connection limit (HR_LIMIT_*): 503, retry later. */
+static void refuse_busy(hr_conn_t *c, const hr_http_request_t *req, int limit, const char *reason)
+{
+    conn_shard(c)->stats.limit_rejections[limit]++;
+    refuse(c, req, 503, reason, "Retry-After: 5\r\n");
+}
+
+/* --max-connections-per-ip: counts the handshake under its client address (the proxy
+ * headers believed as far as --trusted-proxies goes) until the connection is freed.
+ * 0, or -1 when refused. */
+static int count_client(hr_conn_t *c, const hr_http_request_t *req)
+{
+    hr_server_t *srv = conn_shard(c)->srv;
+    int max = srv->sec.max_connections_per_ip;
+    if (max <= 0)
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    hr_ip_t peer = {0}, client;
+    if (getpeername(c->sock.io.fd, (struct sockaddr *)&ss, &sl) == 0)
+        hr_ip_from_sockaddr((struct sockaddr *)&ss, &peer);
+    hr_forwarded_client(&srv->trust, &peer, req, &client);
+    int rc = hr_limit_acquire(&srv->per_ip, client.b, sizeof(client.b), max, &c->sock.tag);
+    if (rc == HR_ENOBUFS)
+        refuse_busy(c, req, HR_LIMIT_MAX_CONN_PER_IP, "too many connections from this address");
+    else if (rc)
+        refuse(c, req, 503, "out of memory", NULL);
+    return rc ? -1 : 0;
+}
+
+int hr_session_count_user(hr_conn_t *c)
+{
+    hr_server_t *srv = conn_shard(c)->srv;
+    const char *user = hr_conn_user(c);
+    if (srv->sec.max_connections_per_user <= 0 || !user || !*user || c->dfl->user_limit)
+        return 0;
+    int rc = hr_limit_acquire(&srv->per_user, user, strlen(user), srv->sec.max_connections_per_user,
+                              &c->dfl->user_limit);
+    if (rc == HR_ENOBUFS)
+        conn_shard(c)->stats.limit_rejections[HR_LIMIT_MAX_CONN_PER_USER]++;
+    return rc;
+}
+
 static const hr_route_t *find_route(const hr_server_t *srv, const char *target, size_t len)
 {
     const char *q = memchr(target, '?', len);
@@ -552,8 +634,291 @@ static int setup_deflate(hr_conn_t *c)
     return 0;
 }
 
-/* Answers a complete request head; returns the bytes of the head, or -1 if the
- * connection was refused. */
+/* ---------------------------------------------------------------- authentication */
+
+static int upgrade(hr_conn_t *c, hr_http_request_t *req);
+
+/* How long the auth webhook may take; the handshake timeout still bounds the whole. */
+#define AUTH_WEBHOOK_TIMEOUT_MS 5000
+#define WWW_AUTH_INVALID "WWW-Authenticate: Bearer realm=\"herald\", error=\"invalid_token\"\r\n"
+#define WWW_AUTH_NONE "WWW-Authenticate: Bearer realm=\"herald\"\r\n"
+
+int hr_session_auth_start(hr_server_t *s, char *err, size_t errlen)
+{
+    hr_jwt_keys_deinit(&s->sec.jwt);
+    if (s->sec.auth == HR_AUTH_OFF)
+        return 0;
+    if (!s->sec.jwt_secret && !s->sec.jwt_public_key && !s->sec.auth_webhook) {
+        snprintf(err, errlen,
+                 "--auth %s needs --jwt-secret, --jwt-public-key or --auth-webhook to check tokens",
+                 s->sec.auth == HR_AUTH_REQUIRED ? "required" : "optional");
+        return HR_EINVAL;
+    }
+    return hr_jwt_keys_load(&s->sec.jwt, s->sec.jwt_secret, s->sec.jwt_public_key, err, errlen);
+}
+
+void hr_session_auth_stop(hr_server_t *s)
+{
+    hr_jwt_keys_deinit(&s->sec.jwt);
+}
+
+const hr_auth_grant_t *hr_conn_grant(const hr_conn_t *c)
+{
+    return c->dfl ? c->dfl->grant : NULL;
+}
+
+const char *hr_conn_user(const hr_conn_t *c)
+{
+    return c->dfl && c->dfl->grant ? c->dfl->grant->user : NULL;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The token's exp passed on a live connection: the protocol's own error first
+ * ({"type":"error","code":"token_expired"} on /pubsub, an ERROR frame on /stomp),
+ * then close 4001. */
+static void on_token_expired(hr_timer_t *t)
+{
+    hr_conn_deflate_t *x = (hr_conn_deflate_t *)((char *)t - offsetof(hr_conn_deflate_t, expiry));
+    hr_conn_t *c = x->conn;
+    if (c->phase != HR_PHASE_OPEN) {
+        if (c->phase != HR_PHASE_CLOSING) { /* expired while the handshake waited */
+            c->phase = HR_PHASE_CLOSING;
+            hr_sock_abort(&c->sock);
+        }
+        return;
+    }
+    hr_log_fields(HR_LOG_DEBUG, HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c))),
+                  "token expired, closing with 4001");
+    if (c->route->cb.on_message == hr_stomp_route_cb.on_message) {
+        hr_stomp_session_expired(c);
+    } else if (c->route->cb.on_message == hr_pubsub_route.on_message) {
+        static const char msg[] =
+            "{\"type\":\"error\",\"code\":\"token_expired\",\"message\":\"token expired\"}";
+        hr_conn_send(c, msg, sizeof(msg) - 1, false);
+    }
+    if (c->phase == HR_PHASE_OPEN)
+        fail_conn(c, HR_WS_CLOSE_TOKEN_EXPIRED, "token expired");
+}
+
+/* Makes g (taken) the connection's grant and arms its expiry. 0 or HR_ENOMEM (g freed). */
+static int attach_grant(hr_conn_t *c, hr_auth_grant_t *g)
+{
+    if (!c->dfl && !(c->dfl = hr_calloc(1, sizeof(*c->dfl)))) {
+        hr_auth_grant_free(g);
+        return HR_ENOMEM;
+    }
+    hr_conn_deflate_t *x = c->dfl;
+    hr_loop_t *loop = &conn_shard(c)->loop;
+    hr_loop_timer_stop(loop, &x->expiry);
+    hr_auth_grant_free(x->grant);
+    x->grant = g;
+    x->conn = c;
+    hr_timer_init(&x->expiry, on_token_expired);
+    if (g->exp) {
+        uint64_t now = wall_ms(), at = (uint64_t)g->exp * 1000;
+        hr_loop_timer_start(loop, &x->expiry, at > now ? at - now : 1);
+    }
+    return 0;
+}
+
+int hr_conn_authenticate(hr_conn_t *c, const char *tok, size_t len, const char **why)
+{
+    const hr_jwt_keys_t *k = &conn_shard(c)->srv->sec.jwt;
+    if (!k->secret && !k->pub) {
+        *why = "tokens are checked by the auth webhook: send the token with the handshake";
+        return HR_EINVAL;
+    }
+    hr_auth_grant_t *g = NULL;
+    int rc = hr_jwt_verify(tok, len, k, (int64_t)(wall_ms() / 1000), &g, why);
+    if (rc == 0 && (rc = attach_grant(c, g)) != 0)
+        *why = "out of memory";
+    return rc;
+}
+
+/* The bearer token of a handshake: "Authorization: Bearer T", else "token=T" in the
+ * query. Found: true with *tok pointing into the request. */
+static bool find_token(const hr_http_request_t *req, hr_slice_t *tok)
+{
+    const hr_http_header_t *h = hr_http_find_header(req, "Authorization");
+    if (h && h->value_len > 7 && strncasecmp(h->value, "Bearer ", 7) == 0) {
+        const char *p = h->value + 7, *e = h->value + h->value_len;
+        while (p < e && *p == ' ')
+            p++;
+        while (e > p && e[-1] == ' ')
+            e--;
+        *tok = hr_slice(p, (size_t)(e - p));
+        return true;
+    }
+    const char *q = memchr(req->target, '?', req->target_len);
+    const char *end = req->target + req->target_len;
+    for (const char *p = q ? q + 1 : end; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        if (pe - p >= 6 && memcmp(p, "token=", 6) == 0) {
+            *tok = hr_slice(p + 6, (size_t)(pe - p - 6));
+            return true;
+        }
+        p = pe + 1;
+    }
+    return false;
+}
+
+typedef struct auth_op {
+    hr_conn_t *c;
+    uint32_t seq;
+} auth_op_t;
+
+/* The auth webhook answered: 200 {"user", "channels"} accepts (the handshake goes on
+ * from the request kept in the head buffer), 401 or 403 refuses with that status, and
+ * anything else (unreachable, other statuses, a malformed answer) is a 503. */
+static void on_auth_answer(void *ctx, const hr_http_result_t *r)
+{
+    auth_op_t *o = ctx;
+    hr_conn_t *c = o->c;
+    bool mine = c->seq == o->seq && c->phase == HR_PHASE_HTTP_WAIT && !c->opened;
+    hr_free(o);
+    if (!mine)
+        return; /* gone (handshake timeout, peer closed) */
+    hr_http_header_t headers[MAX_HEADERS];
+    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
+    int st;
+    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
+                                      &req, &st);
+    c->phase = HR_PHASE_HTTP;
+    if (n <= 0) {
+        http_fail(c, 500, "lost the request", NULL);
+        return;
+    }
+    hr_auth_grant_t *g = NULL;
+    const char *why = "authentication backend unavailable";
+    int status = 503;
+    if (r->err) {
+        hr_log_warn("auth webhook unreachable: %s", r->errmsg);
+    } else if (r->status == 401 || r->status == 403) {
+        status = r->status;
+        why = r->status == 401 ? "refused by the authentication backend"
+                               : "forbidden by the authentication backend";
+    } else if (r->status != 200) {
+        hr_log_warn("auth webhook answered %d", r->status);
+    } else if (hr_auth_grant_parse((const char *)r->body, r->body_len, "user", &g, &why) != 0) {
+        hr_log_warn("auth webhook answer: %s", why);
+        why = "authentication backend answer invalid";
+    } else if (attach_grant(c, g) == 0) {
+        status = 0;
+    }
+    if (status) {
+        refuse(c, &req, status, why, status == 401 ? WWW_AUTH_INVALID : NULL);
+        return;
+    }
+    /* As process_http does: the reader set up by the upgrade shares the head's storage. */
+    hr_buf_t head = c->u.head;
+    hr_buf_init(&c->u.head);
+    if (upgrade(c, &req) == 0 && (size_t)n < head.len)
+        feed_ws(c, head.data + n, head.len - (size_t)n);
+    hr_buf_deinit(&head);
+}
+
+/* Asks the auth webhook about a handshake with token tok. 1 (answer pending) or -1. */
+static int ask_webhook(hr_conn_t *c, const hr_http_request_t *req, hr_slice_t tok)
+{
+    hr_shard_t *sh = conn_shard(c);
+    hr_server_t *srv = sh->srv;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    hr_ip_t peer = {0}, client;
+    if (getpeername(c->sock.io.fd, (struct sockaddr *)&ss, &sl) == 0)
+        hr_ip_from_sockaddr((struct sockaddr *)&ss, &peer);
+    hr_forwarded_client(&srv->trust, &peer, req, &client);
+    char addr[HR_IP_STRLEN];
+    hr_ip_format(&client, addr);
+    const char *q = memchr(req->target, '?', req->target_len);
+    json_t *body = json_object(), *hs = json_object();
+    json_object_set_new(body, "path",
+                        json_stringn(req->target, q ? (size_t)(q - req->target) : req->target_len));
+    /* Credentials travel once, as "token": never in headers (Cookie is left out too). */
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const hr_http_header_t *h = &req->headers[i];
+        char name[128];
+        if (h->name_len >= sizeof(name))
+            continue;
+        for (size_t k = 0; k < h->name_len; k++)
+            name[k] = (char)(h->name[k] >= 'A' && h->name[k] <= 'Z' ? h->name[k] + 32 : h->name[k]);
+        name[h->name_len] = 0;
+        if (strcmp(name, "authorization") == 0 || strcmp(name, "cookie") == 0 ||
+            json_object_get(hs, name))
+            continue;
+        json_object_set_new(hs, name, json_stringn(h->value, h->value_len));
+    }
+    json_object_set_new(body, "headers", hs);
+    json_object_set_new(body, "token", json_stringn(tok.ptr, tok.len));
+    json_object_set_new(body, "client", json_string(addr));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    auth_op_t *o = text ? hr_malloc(sizeof(*o)) : NULL;
+    hr_http_client_t *hc = o ? hr_stomp_http(sh) : NULL;
+    if (o) {
+        o->c = c;
+        o->seq = c->seq;
+    }
+    if (!hc ||
+        hr_http_client_post(hc, srv->sec.auth_webhook, "application/json", text, strlen(text), NULL,
+                            AUTH_WEBHOOK_TIMEOUT_MS, 65536, on_auth_answer, o) != 0) {
+        free(text);
+        hr_free(o);
+        refuse(c, req, 503, "authentication backend unavailable", NULL);
+        return -1;
+    }
+    free(text);
+    c->phase = HR_PHASE_HTTP_WAIT;
+    return 1;
+}
+
+/* --auth at the handshake (docs/security.md). 0: go on (authenticated or anonymous),
+ * -1: refused with 401 and answered, 1: waiting for the auth webhook. A STOMP endpoint
+ * with --auth required accepts a handshake without a token: its CONNECT must bring one. */
+static int authenticate(hr_conn_t *c, const hr_http_request_t *req, const hr_route_t *route)
+{
+    hr_server_t *srv = conn_shard(c)->srv;
+    if (srv->sec.auth == HR_AUTH_OFF || hr_conn_grant(c))
+        return 0; /* off, or accepted by the webhook already */
+    hr_slice_t tok;
+    if (!find_token(req, &tok)) {
+        if (srv->sec.auth == HR_AUTH_OPTIONAL ||
+            route->cb.on_message == hr_stomp_route_cb.on_message)
+            return 0;
+        refuse(c, req, 401, "authentication required", WWW_AUTH_NONE);
+        return -1;
+    }
+    const hr_jwt_keys_t *k = &srv->sec.jwt;
+    hr_auth_grant_t *g = NULL;
+    const char *why = "invalid token";
+    if (k->secret || k->pub) {
+        if (hr_jwt_verify(tok.ptr, tok.len, k, (int64_t)(wall_ms() / 1000), &g, &why) != 0) {
+            refuse(c, req, 401, why, WWW_AUTH_INVALID);
+            return -1;
+        }
+    }
+    if (srv->sec.auth_webhook) {
+        /* The token (verified if keys are configured) goes to the backend, whose answer
+         * decides and names the user. */
+        hr_auth_grant_free(g);
+        return ask_webhook(c, req, tok);
+    }
+    if (attach_grant(c, g) != 0) {
+        refuse(c, req, 503, "out of memory", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Answers a complete request head: 0 (open), -1 (refused), or 1 (waiting for the
+ * auth webhook, the request kept in the head buffer). */
 static int upgrade(hr_conn_t *c, hr_http_request_t *req)
 {
     hr_server_t *srv = conn_shard(c)->srv;
@@ -573,6 +938,18 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     if (!hr_http_origin_allowed(up.origin, up.origin_len, up.host, up.host_len,
                                 (const char *const *)srv->origins, srv->norigins)) {
         refuse(c, req, 403, "origin not allowed", NULL);
+        return -1;
+    }
+    int auth = authenticate(c, req, route);
+    if (auth)
+        return auth; /* refused (-1), or waiting for the auth webhook (1) */
+    if (count_client(c, req) != 0)
+        return -1;
+    int per_user = hr_session_count_user(c);
+    if (per_user) {
+        refuse(c, req, 503,
+               per_user == HR_ENOBUFS ? "too many connections for this user" : "out of memory",
+               per_user == HR_ENOBUFS ? "Retry-After: 5\r\n" : NULL);
         return -1;
     }
     c->protocol = (int8_t)hr_http_choose_subprotocol(req, (const char *const *)route->subprotocols,
@@ -599,8 +976,7 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
         hr_deflate_params_t params;
         if (olen &&
             hr_deflate_negotiate(offers, olen, &srv->deflate, &params, ext, sizeof(ext)) == 1) {
-            c->dfl = hr_calloc(1, sizeof(*c->dfl));
-            if (!c->dfl) {
+            if (!c->dfl && !(c->dfl = hr_calloc(1, sizeof(*c->dfl)))) {
                 refuse(c, req, 503, "out of memory", NULL);
                 return -1;
             }
@@ -627,7 +1003,7 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     conn_shard(c)->stats.handshakes_ok++;
     access_log(c, req, 101, hr_conn_protocol(c)); /* before last_ping_ms overwrites req_start_ms */
     hr_ws_reader_init(&c->u.rd, HR_WS_ROLE_SERVER, srv->opt.max_message);
-    if (c->dfl && setup_deflate(c) != 0) {
+    if (ext_resp && setup_deflate(c) != 0) {
         /* The 101 is queued already: fail the open connection cleanly. */
         hr_ws_reader_deinit(&c->u.rd);
         hr_buf_init(&c->u.head);
@@ -637,6 +1013,7 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     hr_list_push_back(&conn_shard(c)->route_conns[route->id], &c->route_link);
     c->last_rx_ms = c->last_ping_ms = (uint32_t)now_ms(c);
     c->opened = true;
+    c->rate_tokens = hr_rate_full(srv->sec.message_burst);
     on_timer(&c->sock); /* arms the idle / ping timer */
     if (route->cb.on_open)
         route->cb.on_open(c);
@@ -803,6 +1180,10 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
                       NULL);
             return;
         }
+        if (c->over_limit) {
+            refuse_busy(c, &req, HR_LIMIT_MAX_CONNECTIONS, "too many connections, try again later");
+            return;
+        }
         const char *q = memchr(req.target, '?', req.target_len);
         size_t plen = q ? (size_t)(q - req.target) : req.target_len;
         const hr_http_route_t *route = find_http(srv, req.target, plen);
@@ -812,7 +1193,16 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
              * still point into it. */
             hr_buf_t head = c->u.head;
             hr_buf_init(&c->u.head);
-            if (upgrade(c, &req) == 0 && (size_t)n < blen)
+            int up = upgrade(c, &req);
+            if (up == 1) {
+                /* The auth webhook answers later: the request waits in the head buffer. */
+                if (in_head)
+                    c->u.head = head;
+                else
+                    keep_bytes(c, buf, blen, false);
+                return;
+            }
+            if (up == 0 && (size_t)n < blen)
                 feed_ws(c, buf + n, blen - (size_t)n);
             if (in_head)
                 hr_buf_deinit(&head);
@@ -895,7 +1285,13 @@ static void feed_http(hr_conn_t *c, uint8_t *data, size_t len)
 static void on_data(hr_sock_t *s, uint8_t *data, size_t len)
 {
     hr_conn_t *c = conn_of(s);
-    c->last_rx_ms = (uint32_t)now_ms(c);
+    uint32_t now = (uint32_t)now_ms(c);
+    const hr_server_t *srv = conn_shard(c)->srv;
+    /* The rate bucket was last refilled when data last came (last_rx_ms). */
+    if (c->phase == HR_PHASE_OPEN && srv->sec.max_message_rate > 0)
+        c->rate_tokens = hr_rate_refill(c->rate_tokens, now - c->last_rx_ms,
+                                        srv->sec.max_message_rate, srv->sec.message_burst);
+    c->last_rx_ms = now;
     if (c->phase == HR_PHASE_HTTP && !c->u.head.len)
         c->req_start_ms = c->last_rx_ms; /* the first bytes of a request (access log) */
     if (c->phase == HR_PHASE_OPEN)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "auth/grant.h"
 #include "base/log.h"
 #include "broker/channel.h"
 #include "herald/error.h"
@@ -18,7 +19,6 @@
 #include "ws/utf8.h"
 #include "ws/ws_frame.h"
 
-#define MAX_SUBS 1024
 #define MAX_TXS 16
 #define MAX_TX_FRAMES 1000
 #define WEBHOOK_TIMEOUT_MS 10000
@@ -264,6 +264,58 @@ static void on_hb_timer(hr_timer_t *t)
     arm_hb(ss);
 }
 
+/* --auth on: the user is the token's, never the login header's. A connection that
+ * authenticated at the handshake keeps that identity (CONNECT credentials are then
+ * ignored); otherwise the token comes in "Authorization: Bearer T" or in passcode (where
+ * stompjs users put it, in connectHeaders). false: refused (ERROR sent). */
+static bool connect_auth(sess_t *ss, const hr_stomp_frame_t *f)
+{
+    hr_server_t *srv = sess_shard(ss)->srv;
+    if (!hr_conn_grant(ss->c)) {
+        const hr_slice_t *a = hr_stomp_header_get(f, "Authorization");
+        if (!a)
+            a = hr_stomp_header_get(f, "authorization");
+        const hr_slice_t *pc = hr_stomp_header_get(f, "passcode");
+        hr_slice_t tok = {0};
+        if (a && a->len > 7 && strncasecmp(a->ptr, "Bearer ", 7) == 0)
+            tok = hr_slice((const char *)a->ptr + 7, a->len - 7);
+        else if (pc && pc->len)
+            tok = *pc;
+        const char *why = "invalid token";
+        if (tok.len) {
+            if (hr_conn_authenticate(ss->c, tok.ptr, tok.len, &why) != 0) {
+                fail_ex(ss, 1008, why, hr_stomp_header_get(f, "receipt"), NULL, NULL);
+                return false;
+            }
+        } else if (srv->sec.auth == HR_AUTH_REQUIRED) {
+            fail_ex(ss, 1008, "authentication required", hr_stomp_header_get(f, "receipt"),
+                    "Send a token: CONNECT with an Authorization: Bearer header or as passcode, "
+                    "or ?token= in the WebSocket URL.",
+                    NULL);
+            return false;
+        }
+    }
+    const char *user = hr_conn_user(ss->c);
+    if (user && !(ss->user = hr_strdup(user))) {
+        fail(ss, 1011, "out of memory", f);
+        return false;
+    }
+    int per_user = hr_session_count_user(ss->c); /* no-op if counted at the handshake */
+    if (per_user) {
+        fail(ss, per_user == HR_ENOBUFS ? 1013 : 1011,
+             per_user == HR_ENOBUFS ? "too many connections for this user" : "out of memory", f);
+        return false;
+    }
+    return true;
+}
+
+void hr_stomp_session_expired(hr_conn_t *c)
+{
+    sess_t *ss = hr_conn_data(c);
+    if (ss)
+        fail(ss, HR_WS_CLOSE_TOKEN_EXPIRED, "token expired", NULL);
+}
+
 static void do_connect(sess_t *ss, const hr_stomp_frame_t *f)
 {
     hr_server_t *srv = sess_shard(ss)->srv;
@@ -297,7 +349,10 @@ static void do_connect(sess_t *ss, const hr_stomp_frame_t *f)
         return;
     }
     const hr_slice_t *login = hr_stomp_header_get(f, "login");
-    if (login && login->len) {
+    if (srv->sec.auth != HR_AUTH_OFF) {
+        if (!connect_auth(ss, f))
+            return;
+    } else if (login && login->len) {
         bool ok = login->len <= 255 && hr_utf8_valid(login->ptr, login->len);
         for (size_t i = 0; ok && i < login->len; i++)
             if (((const uint8_t *)login->ptr)[i] < 0x20 || ((const char *)login->ptr)[i] == '/')
@@ -460,7 +515,8 @@ static void do_subscribe(sess_t *ss, const hr_stomp_frame_t *f)
         fail(ss, 1008, "subscription id already in use", f);
         return;
     }
-    if (ss->nsubs >= MAX_SUBS) {
+    if (ss->nsubs >= (size_t)sess_shard(ss)->srv->sec.max_subscriptions) {
+        sess_shard(ss)->stats.limit_rejections[HR_LIMIT_MAX_SUBSCRIPTIONS]++;
         fail(ss, 1008, "too many subscriptions", f);
         return;
     }
@@ -471,6 +527,10 @@ static void do_subscribe(sess_t *ss, const hr_stomp_frame_t *f)
         kind = hr_channel_is_pattern(d + 7, dl - 7) ? K_PATTERN : K_TOPIC;
         if (!hr_channel_pattern_valid(d + 7, dl - 7)) {
             fail(ss, 1008, "invalid topic name", f);
+            return;
+        }
+        if (!hr_auth_may_subscribe(hr_conn_grant(ss->c), &sh->srv->namespaces, d + 7, dl - 7)) {
+            fail(ss, 1008, "not allowed", f);
             return;
         }
     } else if (dl > 7 && memcmp(d, "/queue/", 7) == 0) {
@@ -1012,6 +1072,15 @@ static void do_send(sess_t *ss, const hr_stomp_frame_t *f)
     if (dest->len > 5 && memcmp(dest->ptr, "/app/", 5) == 0) {
         do_app(ss, f, dest);
         return;
+    }
+    if (dest->len > 7 && memcmp(dest->ptr, "/topic/", 7) == 0 &&
+        hr_channel_name_valid((const char *)dest->ptr + 7, dest->len - 7)) {
+        const char *name = (const char *)dest->ptr + 7;
+        const hr_namespace_t *ns = hr_channels_namespace(sess_shard(ss)->srv, name, dest->len - 7);
+        if (!hr_auth_may_publish(hr_conn_grant(ss->c), ns, name, dest->len - 7)) {
+            fail(ss, 1008, "not allowed", f);
+            return;
+        }
     }
     const hr_slice_t *ct = hr_stomp_header_get(f, "content-type");
     sop_t *o = sop_new(ss, f);

@@ -88,6 +88,9 @@ void hr_stomp_session_user_deliver(hr_shard_t *sh, const char *key, size_t klen,
 void hr_stomp_session_channel_deliver(hr_sub_t *sub, const hr_chan_msg_t *m,
                                       hr_slow_policy_t policy);
 
+/* The connection's token expired (session.c): ERROR "token expired", close 4001. */
+void hr_stomp_session_expired(hr_conn_t *c);
+
 /* The route callbacks of /stomp. */
 extern const hr_route_callbacks_t hr_stomp_route_cb;
 
