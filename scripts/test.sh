@@ -25,21 +25,31 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=address,undefined
 
-secs=${HERALD_FUZZ_SECONDS:-20}
+secs=${HERALD_FUZZ_SECONDS:-60}
 if [ "$secs" -gt 0 ]; then
-  echo "== fuzz: each target for ${secs}s (clang, libFuzzer, ASan+UBSan)"
+  echo "== fuzz: each target for ${secs}s (clang, libFuzzer, ASan+UBSan), $jobs at a time"
   CC=clang cmake -S . -B build-fuzz -DHERALD_FUZZ=ON -DHERALD_SANITIZE=address,undefined \
     -DHERALD_TESTS=OFF -DHERALD_EXAMPLES=OFF -DHERALD_WERROR=ON >/dev/null
   cmake --build build-fuzz -j"$jobs" >/dev/null
-  for f in build-fuzz/fuzz/fuzz_*; do
+  # One target on a fresh copy of its corpus; prints "ok" or the end of its log.
+  fuzz_one() {
+    local f=$1 name work dict=()
     name=$(basename "$f")
     work=$(mktemp -d)
     cp -r "fuzz/corpus/$name/." "$work/"
-    dict=(); [ -f "fuzz/dict/$name.dict" ] && dict=(-dict="fuzz/dict/$name.dict")
-    "$f" -max_total_time="$secs" -print_final_stats=0 "${dict[@]}" "$work" >"$work.log" 2>&1 ||
-      { echo "fuzz: $name FAILED"; tail -n 40 "$work.log"; exit 1; }
-    echo "fuzz: $name ok ($(grep -o 'Done [0-9]* runs' "$work.log" || echo runs))"
-    rm -rf "$work" "$work.log"
-  done
+    [ -f "fuzz/dict/$name.dict" ] && dict=(-dict="fuzz/dict/$name.dict")
+    if "$f" -max_total_time="$secs" -print_final_stats=0 "${dict[@]}" "$work" >"$work.log" 2>&1; then
+      echo "fuzz: $name ok ($(grep -o 'Done [0-9]* runs' "$work.log" || echo runs))"
+      rm -rf "$work" "$work.log"
+    else
+      echo "fuzz: $name FAILED"
+      tail -n 40 "$work.log"
+      return 1
+    fi
+  }
+  export -f fuzz_one
+  export secs
+  find build-fuzz/fuzz -maxdepth 1 -type f -executable -name 'fuzz_*' | sort | xargs -P "$jobs" -I{} bash -c 'fuzz_one {}' ||
+    { echo "fuzz: a target failed"; exit 1; }
 fi
 echo "all tests passed"
