@@ -163,7 +163,9 @@ struct hr_conn {
     X(MAX_CONN_PER_IP, "max_connections_per_ip")     /* 503 at the handshake */                    \
     X(MAX_CONN_PER_USER, "max_connections_per_user") /* 503, or STOMP ERROR + 1013 */              \
     X(MAX_MESSAGE_RATE, "max_message_rate")          /* over the bucket: closed with 1008 */       \
-    X(MAX_SUBSCRIPTIONS, "max_subscriptions")        /* limit_exceeded / STOMP ERROR */
+    X(MAX_SUBSCRIPTIONS, "max_subscriptions")        /* limit_exceeded / STOMP ERROR */            \
+    X(HANDSHAKE_TIMEOUT, "handshake_timeout") /* request begun, not complete in time: 408 */       \
+    X(IDLE_TIMEOUT, "idle_timeout")           /* silent past --idle-timeout: closed 1001 */
 #define HR_ENUM_(name, label) HR_REJECT_##name,
 enum { HR_REJECT_MAP(HR_ENUM_) HR_REJECT__COUNT };
 #undef HR_ENUM_

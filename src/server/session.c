@@ -469,6 +469,7 @@ static void on_timer(hr_sock_t *s)
          * connection or an idle keep-alive one is just closed. */
         if (c->u.head.len) {
             count_refusal(conn_shard(c), 408);
+            conn_shard(c)->stats.limit_rejections[HR_LIMIT_HANDSHAKE_TIMEOUT]++;
             hr_log_fields(HR_LOG_DEBUG, HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c))),
                           "request not complete within the handshake timeout");
         }
@@ -479,6 +480,7 @@ static void on_timer(hr_sock_t *s)
         return;
     uint32_t silent = now - c->last_rx_ms;
     if (o->idle_timeout_ms && silent >= o->idle_timeout_ms) {
+        conn_shard(c)->stats.limit_rejections[HR_LIMIT_IDLE_TIMEOUT]++;
         fail_conn(c, HR_WS_CLOSE_GOING_AWAY, "idle timeout");
         return;
     }

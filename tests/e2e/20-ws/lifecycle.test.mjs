@@ -74,6 +74,8 @@ describe('keepalive', () => {
       assert.ok(dt <= 4500, `closed only after ${dt} ms`);
       assert.deepEqual(r.frames.map((x) => x.opcode).filter((op) => op !== OP.PING), [], 'no data expected');
       if (r.close) assert.ok([1000, 1001].includes(r.close.code), `idle close code ${r.close.code}`);
+      const metrics = await (await fetch(`http://127.0.0.1:${srv.port}/metrics`)).text();
+      assert.match(metrics, /^herald_limit_rejections_total\{limit="idle_timeout"\} 1$/m, 'idle close counted');
     } finally {
       c.destroy();
       await srv.stop();

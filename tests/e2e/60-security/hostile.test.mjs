@@ -142,6 +142,7 @@ test('slowloris: 50 handshakes dripping one byte per 200 ms are cut at --handsha
     assert.ok(longest < slow(2000), `each is closed within ~2 s of connecting (longest ${longest} ms)`);
     assert.ok(Math.min(...lifetimes) >= 900, `none before the 1 s timeout (shortest ${Math.min(...lifetimes)} ms)`);
     assert.equal(await metric(srv, 'herald_handshakes_rejected_total', { reason: 'timeout' }), 50);
+    assert.equal(await metric(srv, 'herald_limit_rejections_total', { limit: 'handshake_timeout' }), 50);
     assert.equal(srv.proc.exitCode, null, 'herald is still running');
     for (const s of socks) s.destroy();
     await assertCleanExit(srv);
