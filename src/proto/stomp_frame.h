@@ -65,7 +65,7 @@ typedef struct hr_stomp_frame {
     hr_slice_t cmd_text; /* the command as received */
     size_t nheaders;
     hr_stomp_header_t headers[HR_STOMP_MAX_HEADERS_CAP];
-    hr_slice_t body;      /* may contain NUL bytes when content-length was given */
+    hr_slice_t body; /* may contain NUL bytes when content-length was given */
     bool has_content_length;
 } hr_stomp_frame_t;
 
@@ -124,8 +124,7 @@ const char *hr_stomp_cmd_name(hr_stomp_cmd_t cmd);
 
 /* Appends to b the escaped form of s[0..n) for a header value of version v in a frame
  * of command cmd (CONNECTED: never escaped). 0 or HR_ENOMEM. */
-int hr_stomp_escape(hr_buf_t *b, hr_stomp_version_t v, hr_stomp_cmd_t cmd, const void *s,
-                    size_t n);
+int hr_stomp_escape(hr_buf_t *b, hr_stomp_version_t v, hr_stomp_cmd_t cmd, const void *s, size_t n);
 
 /* Appends a whole frame: command, headers (escaped per v and cmd), "content-length"
  * when with_length (always when the body contains a NUL), blank line, body, NUL.
