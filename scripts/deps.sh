@@ -3,9 +3,9 @@
 # already there. Sourced by run.sh and test.sh; `deps.sh test` adds the test tools.
 set -euo pipefail
 
-need=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjansson-dev libcurl4-openssl-dev libinih-dev)
+need=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjansson-dev libcurl4-openssl-dev libinih-dev libhiredis-dev)
 if [ "${1:-}" = test ]; then
-  need+=(libcmocka-dev python3-websockets clang curl chromium nginx)
+  need+=(libcmocka-dev python3-websockets clang curl chromium nginx redis-server)
   command -v node >/dev/null 2>&1 || need+=(nodejs)
   command -v npm >/dev/null 2>&1 || need+=(npm)
 fi

@@ -136,7 +136,12 @@ static int serve(hr_reload_t *reload)
     srv->sec.jwt_secret = DUP(cfg->jwt_secret);
     srv->sec.jwt_public_key = DUP(cfg->jwt_public_key);
     srv->sec.auth_webhook = DUP(cfg->auth_webhook);
+    srv->redis.url = DUP(cfg->redis);
+    srv->redis.prefix = DUP(cfg->redis_prefix);
+    srv->web_dir = DUP(cfg->web_dir);
 #undef DUP
+    srv->web = cfg->web;
+    srv->sockjs = cfg->sockjs;
     srv->sec.max_connections = cfg->max_connections;
     srv->sec.max_connections_per_ip = cfg->max_connections_per_ip;
     srv->sec.max_connections_per_user = cfg->max_connections_per_user;

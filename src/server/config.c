@@ -128,6 +128,23 @@ static const opt_row_t rows[] = {
      "Unix socket where a new process (--takeover) can take over channels and the port", NULL},
     {"takeover", T_STRING, offsetof(hr_config_t, takeover), 0, 0, 0, "none",
      "at start, take channels over from the process listening on this handoff socket", NULL},
+    {"redis", T_STRING, offsetof(hr_config_t, redis), 0, 0, 0, "none",
+     "redis://[:password@]host:port[/db]: share channels, history, presence and per-user limits "
+     "with the other nodes on this Redis (docs/cluster.md)",
+     NULL},
+    {"redis-prefix", T_STRING, offsetof(hr_config_t, redis_prefix), 0, 0, 0, "herald",
+     "prefix of every Redis key and channel Herald uses (several clusters on one Redis)", NULL},
+    {"route-sse", T_STRING, offsetof(hr_config_t, route_sse), 0, 0, 0, "/sse",
+     "path of the Server-Sent Events transport ('off' disables it)", NULL},
+    {"route-poll", T_STRING, offsetof(hr_config_t, route_poll), 0, 0, 0, "/poll",
+     "path of the long-polling transport ('off' disables it)", NULL},
+    {"web", T_ONOFF, offsetof(hr_config_t, web), 0, 0, 0, "on",
+     "serve the demo page at /, the admin page at /admin and herald.js (on|off)", NULL},
+    {"web-dir", T_STRING, offsetof(hr_config_t, web_dir), 0, 0, 0, "embedded",
+     "serve the web pages from this directory instead of the copies built into the binary",
+     NULL},
+    {"sockjs", T_ONOFF, offsetof(hr_config_t, sockjs), 0, 0, 0, "on",
+     "SockJS transports on the STOMP endpoint, for sockjs-client front ends (on|off)", NULL},
     {"log-level", T_LEVEL, offsetof(hr_config_t, log_level), sizeof(int), 0, 0, "info",
      "error, warn, info or debug", NULL},
 };
@@ -154,6 +171,11 @@ void hr_config_init(hr_config_t *cfg)
     cfg->route_broadcast = "/broadcast";
     cfg->route_pubsub = "/pubsub";
     cfg->route_stomp = "/stomp";
+    cfg->redis_prefix = "herald";
+    cfg->route_sse = "/sse";
+    cfg->route_poll = "/poll";
+    cfg->web = true;
+    cfg->sockjs = true;
     cfg->stomp_heartbeat[0] = cfg->stomp_heartbeat[1] = 10000;
     cfg->stomp_heartbeat_grace = 3;
 }

@@ -705,6 +705,9 @@ void hr_server_destroy(hr_server_t *s)
     hr_free(s->origins);
     hr_free(s->api_key);
     hr_free(s->stomp.app_webhook);
+    hr_free(s->redis.url);
+    hr_free(s->redis.prefix);
+    hr_free(s->web_dir);
     hr_free(s->trusted_proxies);
     hr_free(s->sec.tls_cert);
     hr_free(s->sec.tls_key);

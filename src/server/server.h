@@ -269,6 +269,16 @@ struct hr_server {
     /* TLS (net/tls.h): built from sec.tls_cert/tls_key by hr_server_start, NULL: plain.
      * Workers read it only when accepting; hr_tls_reload swaps it with the world stopped. */
     struct ssl_ctx_st *tls_ctx;
+    /* Several nodes (src/cluster/, docs/cluster.md): set by herald serve before start. */
+    struct {
+        char *url;              /* --redis, NULL: one node */
+        char *prefix;           /* --redis-prefix */
+        struct hr_cluster *cl;  /* the bridge, while running with --redis */
+    } redis;
+    /* Browser-facing extras (issue 8): set by herald serve before start. */
+    char *web_dir; /* --web-dir, NULL: the embedded pages */
+    bool web;      /* --web */
+    bool sockjs;   /* --sockjs */
 };
 
 /* Upper bound in microseconds of publish latency bucket b < HR_LATENCY_BUCKETS. */
@@ -294,6 +304,21 @@ void hr_http_reply(hr_http_ctx_t *x, int status, const char *content_type, const
 hr_http_token_t hr_http_defer(hr_http_ctx_t *x);
 void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type, const void *body,
                          size_t len, const char *extra_headers);
+
+/* session.c: streamed answers (SSE, long polls, SockJS streaming transports).
+ * hr_http_stream_start, during the handler call: sends the status line and headers (the
+ * body chunked, or until close for HTTP/1.0) and returns a token for writes on the same
+ * thread; on_close(data) runs once when the connection goes (client left, server stop,
+ * slow consumer), never after hr_http_stream_end. hr_http_stream_write queues bytes:
+ * 0, or HR_EPIPE when the connection is gone, or HR_EAGAIN past the outgoing bound (the
+ * connection is then closed as a slow consumer). hr_http_stream_end ends the body; the
+ * connection then serves its next request (keep-alive) or closes. */
+typedef void (*hr_http_stream_close_fn)(void *data);
+hr_http_token_t hr_http_stream_start(hr_http_ctx_t *x, int status, const char *content_type,
+                                     const char *extra_headers, hr_http_stream_close_fn on_close,
+                                     void *data);
+int hr_http_stream_write(hr_http_token_t t, const void *p, size_t n);
+void hr_http_stream_end(hr_http_token_t t);
 
 /* server.c: registers a plain HTTP handler for path (exact, or prefix if prefix). Before
  * start. 0, HR_ENOBUFS, HR_ENOMEM. */
