@@ -6,9 +6,10 @@ set -euo pipefail
 need=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjansson-dev libcurl4-openssl-dev libinih-dev libhiredis-dev)
 if [ "${1:-}" = test ]; then
   need+=(libcmocka-dev python3-websockets clang curl chromium nginx redis-server)
-  command -v node >/dev/null 2>&1 || need+=(nodejs)
-  command -v npm >/dev/null 2>&1 || need+=(npm)
 fi
+# npm installs the front-end libraries the web pages serve (web/package.json), for run.sh too.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 missing=()
 for p in "${need[@]}"; do

@@ -8,7 +8,10 @@
  * out of rotation while its clients drain. */
 #include <string.h>
 
+#include <stdio.h>
+
 #include "api/api.h"
+#include "cluster/cluster.h"
 
 /* GET or HEAD; otherwise answers 405 and returns false. */
 static bool get_or_head(hr_http_ctx_t *x, bool *head)
@@ -30,6 +33,16 @@ void hr_api_healthz(hr_http_ctx_t *x, void *data)
     if (!get_or_head(x, &head))
         return;
     static const char ok[] = "{\"status\":\"ok\"}";
+    const hr_server_t *srv = conn_shard(x->c)->srv;
+    if (hr_cluster_enabled(srv)) {
+        /* --redis: still 200 while Redis is down (this node delivers locally and
+         * reconnects by itself); the body says so for monitoring. */
+        char b[128];
+        int n = snprintf(b, sizeof(b), "{\"status\":\"ok\",\"redis\":\"%s\",\"node\":\"%s\"}",
+                         hr_cluster_up(srv) ? "up" : "down", hr_cluster_node_id(srv));
+        hr_http_reply(x, 200, "application/json", b, head ? 0 : (size_t)n, NULL);
+        return;
+    }
     hr_http_reply(x, 200, "application/json", ok, head ? 0 : sizeof(ok) - 1, NULL);
 }
 

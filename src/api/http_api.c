@@ -15,6 +15,7 @@
 #include "api/api.h"
 #include "base/alloc.h"
 #include "broker/channel.h"
+#include "cluster/cluster.h"
 #include "herald/error.h"
 #include "proto/json_proto.h"
 #include "server/channels.h"
@@ -739,10 +740,42 @@ static void write_metrics(hr_buf_t *out, const gather_t *g, const hr_server_t *s
            SLOT(homes));
     metric(out, g, n, "herald_stomp_sessions", "gauge",
            "Open WebSocket connections on STOMP endpoints.", SLOT(stomp_sessions));
+    metric(out, g, n, "herald_sse_streams", "gauge", "Open Server-Sent Events streams (/sse).",
+           SLOT(stats.sse_open));
+    metric(out, g, n, "herald_long_polls_waiting", "gauge",
+           "Long polls (/poll) waiting for a message.", SLOT(stats.poll_waiting));
+    metric(out, g, n, "herald_sse_requests_total", "counter", "GET requests to /sse.",
+           SLOT(stats.sse_requests));
+    metric(out, g, n, "herald_poll_requests_total", "counter", "GET requests to /poll.",
+           SLOT(stats.poll_requests));
+    metric(out, g, n, "herald_stream_messages_sent_total", "counter",
+           "Channel messages written to SSE streams (long polls answer with batches).",
+           SLOT(stats.stream_messages_out));
 #undef SLOT
     family(out, "herald_cluster_enabled", "gauge",
            "1 when channels are shared with other nodes through Redis (--redis), else 0.");
-    hr_buf_append_str(out, "herald_cluster_enabled 0\n");
+    hr_cluster_stats_t cs;
+    hr_cluster_stats(srv, &cs);
+    hr_buf_appendf(out, "herald_cluster_enabled %d\n", hr_cluster_enabled(srv) ? 1 : 0);
+    if (hr_cluster_enabled(srv)) {
+        family(out, "herald_redis_up", "gauge", "1 while both Redis connections are up.");
+        hr_buf_appendf(out, "herald_redis_up %d\n", cs.up ? 1 : 0);
+        family(out, "herald_redis_reconnects_total", "counter",
+               "Reconnection attempts to Redis after a loss or a failed connect.");
+        hr_buf_appendf(out, "herald_redis_reconnects_total %llu\n",
+                       (unsigned long long)cs.reconnects);
+        family(out, "herald_redis_messages_in_total", "counter",
+               "Channel messages received from Redis (subscriptions).");
+        hr_buf_appendf(out, "herald_redis_messages_in_total %llu\n",
+                       (unsigned long long)cs.messages_in);
+        family(out, "herald_redis_messages_out_total", "counter",
+               "Messages published to Redis by this node.");
+        hr_buf_appendf(out, "herald_redis_messages_out_total %llu\n",
+                       (unsigned long long)cs.messages_out);
+        family(out, "herald_redis_errors_total", "counter",
+               "Redis error replies, timeouts and malformed messages from Redis.");
+        hr_buf_appendf(out, "herald_redis_errors_total %llu\n", (unsigned long long)cs.errors);
+    }
     family(out, "herald_build_info", "gauge", "Herald version.");
     hr_buf_append_str(out, "herald_build_info{version=\"");
     label_value(out, HR_VERSION_STRING);

@@ -48,11 +48,11 @@ static void usage(FILE *out)
           "  herald bench idle URL [-c CONNS] [--pid PID] [--hold SECONDS] [--threads N]\n"
           "                    [--source-addrs A-B] [--quiet]\n"
           "  herald bench pubsub URL [-c SUBSCRIBERS] [--channel NAME] [--rate MSGS_PER_S|0]\n"
-          "                    [--via ws|api] [-s SIZE] [-d SECONDS] [--warmup SECONDS]\n"
-          "                    [--threads N] [--source-addrs A-B] [--quiet]\n"
+          "                    [--via ws|api] [--urls URL,URL,...] [-s SIZE] [-d SECONDS]\n"
+          "                    [--warmup SECONDS] [--threads N] [--source-addrs A-B] [--quiet]\n"
           "  herald bench stomp URL [-c SUBSCRIBERS] [--channel NAME] [--rate MSGS_PER_S|0]\n"
-          "                    [--via ws|api] [-s SIZE] [-d SECONDS] [--warmup SECONDS]\n"
-          "                    [--threads N] [--source-addrs A-B] [--quiet]\n"
+          "                    [--via ws|api] [--urls URL,URL,...] [-s SIZE] [-d SECONDS]\n"
+          "                    [--warmup SECONDS] [--threads N] [--source-addrs A-B] [--quiet]\n"
           "\n"
           "  echo       URL is an echo endpoint (herald: ws://127.0.0.1:PORT/ws). Every\n"
           "             connection keeps INFLIGHT messages of SIZE bytes (>= 8) outstanding.\n"
@@ -69,6 +69,9 @@ static void usage(FILE *out)
           "             POST /api/publish on keep-alive HTTP/1.1 connections to the same\n"
           "             host:port (--via api, up to 16, one request outstanding on each).\n"
           "             At --rate 0 at most 16 messages not yet seen by the first subscriber.\n"
+          "             --urls spreads the subscribers round-robin over other endpoints (the\n"
+          "             nodes of a --redis cluster) while the publisher stays on URL: the\n"
+          "             latency is then publish on one node to delivery on another.\n"
           "  stomp      pubsub over STOMP 1.2: URL is a STOMP endpoint (herald:\n"
           "             ws://127.0.0.1:PORT/stomp, subprotocol v12.stomp). Every connection\n"
           "             sends CONNECT (no heart-beats) and SUBSCRIBEs to /topic/CHANNEL with a\n"
@@ -155,6 +158,40 @@ static bool parse_source_addrs(const char *s, hr_bench_opts_t *o)
             return false;
     }
     return true;
+}
+
+/* --urls "ws://a/pubsub,ws://b/pubsub": fills o->urls (at most MAX_URLS). */
+#define MAX_URLS 64
+static bool parse_urls(const char *s, hr_bench_opts_t *o)
+{
+    o->urls = calloc(MAX_URLS, sizeof(char *));
+    if (!o->urls)
+        return false;
+    for (const char *p = s; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (o->n_urls == MAX_URLS || len == 0)
+            return false;
+        char *u = strndup(p, len);
+        if (!u)
+            return false;
+        o->urls[o->n_urls++] = u;
+        if (strncmp(u, "ws://", 5) != 0 && strncmp(u, "wss://", 6) != 0)
+            return false;
+        p += len + (comma ? 1 : 0);
+        if (comma && !*p)
+            return false;
+    }
+    return o->n_urls > 0;
+}
+
+static void free_urls(hr_bench_opts_t *o)
+{
+    for (uint32_t i = 0; i < o->n_urls; i++)
+        free(o->urls[i]);
+    free(o->urls);
+    o->urls = NULL;
+    o->n_urls = 0;
 }
 
 static void free_source_addrs(hr_bench_opts_t *o)
@@ -286,6 +323,7 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
                                             "--hold",
                                             "--channel",
                                             "--via",
+                                            "--urls",
                                             NULL};
         bool ok = false;
         for (int k = 0; known[k]; k++)
@@ -332,6 +370,10 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
                 good = good && (unsigned char)val[k] >= 0x20 && val[k] != '"' && val[k] != '\\';
             o->channel = val;
             seen_pubsub_opt = true;
+        } else if (!strcmp(name, "--urls")) {
+            free_urls(o);
+            good = parse_urls(val, o);
+            seen_pubsub_opt = true;
         } else if (!strcmp(name, "--via")) {
             good = !strcmp(val, "ws") || !strcmp(val, "api");
             o->via_api = !strcmp(val, "api");
@@ -375,7 +417,8 @@ static int parse_args(int argc, char **argv, hr_bench_opts_t *o)
     if (o->mode != HR_BENCH_BROADCAST && !hr_bench_is_channel(o) && seen_rate)
         return usage_error("--rate is for broadcast, pubsub and stomp (scenario '%s')", mode);
     if (!hr_bench_is_channel(o) && seen_pubsub_opt)
-        return usage_error("--channel and --via are for pubsub and stomp (scenario '%s')", mode);
+        return usage_error("--channel, --via and --urls are for pubsub and stomp (scenario '%s')",
+                           mode);
     if (o->mode != HR_BENCH_IDLE && seen_idle_opt)
         return usage_error("--pid and --hold are for idle (scenario '%s')", mode);
     if (o->mode == HR_BENCH_IDLE && seen_traffic_opt)
@@ -652,6 +695,8 @@ static void report(const bench_run_t *r, long rss_before, long rss_after)
                : stomp    ? "SEND on a STOMP connection"
                           : "a /pubsub connection",
                rate, o->size, stomp && !o->via_api ? "text/plain body" : "string");
+        for (uint32_t i = 0; i < o->n_urls; i++)
+            printf("  subscribers    %s%s\n", o->urls[i], i ? "" : " (round-robin over --urls)");
         if (o->via_api)
             printf("  HTTP           %s:%s, %" PRIu64 " connections opened (%u at most at once; "
                    "more: the server closed some)\n",
@@ -747,6 +792,7 @@ int hr_cmd_bench(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc != 0) {
         free_source_addrs(&o);
+        free_urls(&o);
         return rc < 0 ? 0 : rc;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -760,6 +806,7 @@ int hr_cmd_bench(int argc, char **argv)
     if (!r.w) {
         fprintf(stderr, "herald bench: out of memory\n");
         free_source_addrs(&o);
+        free_urls(&o);
         return 1;
     }
     long rss_before = -1, rss_after = -1;
@@ -838,6 +885,7 @@ int hr_cmd_bench(int argc, char **argv)
     bool setup_failed = r.nw != o.threads;
     free(r.w);
     free_source_addrs(&o);
+    free_urls(&o);
     if (setup_failed)
         return 1;
     if (opened == 0) {

@@ -49,8 +49,10 @@ typedef struct hr_bench_opts {
     uint32_t n_source_addrs;
     /* pubsub and stomp */
     const char *channel; /* default "bench.c"; stomp: the destination /topic/CHANNEL */
-    bool via_api;        /* publish through POST /api/publish instead of a /pubsub connection */
-    char api_host[256];  /* from the URL, for --via api: host (no brackets), port, Host header */
+    char **urls;         /* --urls: subscribers round-robin over these (NULL: URL) */
+    uint32_t n_urls;
+    bool via_api;       /* publish through POST /api/publish instead of a /pubsub connection */
+    char api_host[256]; /* from the URL, for --via api: host (no brackets), port, Host header */
     char api_port[8];
     char api_host_header[272];
     /* set by the main thread before it posts the start (read-only afterwards) */

@@ -316,6 +316,8 @@ static void connect_more(hr_bench_worker_t *w)
         hr_client_options_t opts;
         hr_client_options_init(&opts);
         opts.url = o->url;
+        if (o->n_urls && bc != w->pub) /* --urls: subscribers spread, the publisher on URL */
+            opts.url = o->urls[bc->gidx % o->n_urls];
         opts.tls_insecure = o->tls_insecure;
         opts.tls_cafile = o->tls_cafile;
         if (o->mode == HR_BENCH_STOMP)

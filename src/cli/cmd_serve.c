@@ -9,13 +9,16 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "api/api.h"
+#include "api/web.h"
 #include "cli/cli.h"
 #include "server/channels.h"
 #include "proto/proto.h"
 #include "server/config.h"
 #include "server/config_file.h"
 #include "server/handoff.h"
+#include "server/http_stream.h"
 #include "server/reload.h"
+#include "server/sockjs.h"
 #include "server/stomp.h"
 
 static void usage(FILE *out)
@@ -157,10 +160,16 @@ static int serve(hr_reload_t *reload)
         (ON(cfg->route_pubsub) &&
          hr_server_add_route(srv, cfg->route_pubsub, &hr_pubsub_route, NULL, NULL) < 0) ||
         (ON(cfg->route_stomp) && hr_stomp_add_route(srv, cfg->route_stomp, NULL, NULL) < 0) ||
+        (ON(cfg->route_stomp) && cfg->sockjs && hr_sockjs_add_routes(srv, cfg->route_stomp) < 0) ||
         hr_server__add_http(srv, "/healthz", false, hr_api_healthz, NULL) != 0 ||
         hr_server__add_http(srv, "/readyz", false, hr_api_readyz, NULL) != 0 ||
         hr_server__add_http(srv, "/metrics", false, hr_api_metrics, NULL) != 0 ||
-        hr_server__add_http(srv, "/api/", true, hr_api_handle, NULL) != 0) {
+        hr_server__add_http(srv, "/api/", true, hr_api_handle, NULL) != 0 ||
+        (ON(cfg->route_sse) &&
+         hr_server__add_http(srv, cfg->route_sse, false, hr_http_sse_handle, NULL) != 0) ||
+        (ON(cfg->route_poll) &&
+         hr_server__add_http(srv, cfg->route_poll, false, hr_http_poll_handle, NULL) != 0) ||
+        hr_web_register(srv) != 0) {
         fprintf(stderr, "herald serve: cannot register endpoints (a route path must start with '/' "
                         "and be unique)\n");
         hr_server_destroy(srv);

@@ -20,12 +20,17 @@ typedef struct hr_chan_home {
     hr_presence_t presence;
     const hr_namespace_t *ns;
     uint64_t last_used_ms; /* loop clock: publish or subscribe */
+    /* --redis: history is a cache of what came from Redis; while Redis is down publishes
+     * are local only, under an epoch of their own (outage_epoch, "" when none). */
+    uint64_t outage_next;
+    char outage_epoch[13];
     size_t name_len;
     char name[];
 } hr_chan_home_t;
 
 enum { HR_SUB_PENDING = 1, HR_SUB_LIVE = 2 }; /* hr_sub_t.state for channel subscriptions */
 enum { HR_SUB_CONN = 0, HR_SUB_STOMP = 1 };   /* hr_sub_t.kind: owner is a conn or a STOMP sub */
+enum { HR_SUB_HTTP = 2 }; /* hr_sub_t.kind: owner is an SSE or long-poll request (http_stream.c) */
 
 /* A channel message as a STOMP subscription sees it (stomp.c builds its frames). */
 typedef struct hr_chan_msg {
@@ -139,6 +144,21 @@ void hr_channels_snapshot_free(hr_chan_snapshot_t *v, size_t n);
  * rebuilt as pub_at_home builds them). 0, HR_EINVAL (inconsistent), HR_EEXIST,
  * HR_ENOMEM, HR_ESTATE (started). */
 int hr_channels_restore(hr_server_t *srv, const hr_chan_snapshot_t *ch);
+
+/* --redis (src/cluster/): a pattern subscription was added on sh (the bridge
+ * PSUBSCRIBEs for it); nothing without --redis. hr_channels_unsubscribe undoes it. */
+void hr_channels_pattern_added(hr_shard_t *sh, hr_sub_t *sub);
+
+struct hr_cluster_env;
+/* --redis, on the bridge thread: a message that arrived on <prefix>:ch:<name> (glob: the
+ * PSUBSCRIBE pattern it matched, or NULL for a SUBSCRIBE), fanned out to this node's
+ * subscribers. 0, or HR_EINVAL (bad name or data), HR_ENOMEM. */
+int hr_channels__from_redis(hr_server_t *srv, hr_buf_t *scratch, const char *name, size_t len,
+                            const struct hr_cluster_env *env, const char *glob, size_t glen);
+
+/* --redis, posted to every shard when Redis (re)connects: writes the presence of its
+ * channel homes to Redis again (a restarted Redis has lost it). */
+void hr_channels__presence_resync(void *ctx, void *arg);
 
 /* The /pubsub endpoint: Herald's JSON protocol (docs/protocol.md) on these channels. */
 extern const hr_route_callbacks_t hr_pubsub_route;

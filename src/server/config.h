@@ -31,10 +31,10 @@ typedef struct hr_config {
     bool access_log;             /* --access-log */
     const char *trusted_proxies; /* --trusted-proxies LIST, or NULL */
     const char *route_echo, *route_broadcast, *route_pubsub, *route_stomp; /* path or "off" */
-    const char *handoff_socket; /* --handoff-socket PATH, or NULL */
-    const char *takeover;       /* --takeover PATH, or NULL */
-    const char *redis;          /* --redis redis://host:port/db, or NULL (one node) */
-    const char *redis_prefix;   /* --redis-prefix: key and channel prefix in Redis */
+    const char *handoff_socket;         /* --handoff-socket PATH, or NULL */
+    const char *takeover;               /* --takeover PATH, or NULL */
+    const char *redis;                  /* --redis redis://host:port/db, or NULL (one node) */
+    const char *redis_prefix;           /* --redis-prefix: key and channel prefix in Redis */
     const char *route_sse, *route_poll; /* fallback transports: path or "off" */
     const char *web_dir;                /* --web-dir: serve pages from here, NULL: embedded */
     bool web;                           /* --web: the demo page at / and /admin */

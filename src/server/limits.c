@@ -208,3 +208,16 @@ uint32_t hr_limit_count(hr_limit_table_t *t, const void *key, size_t len)
     pthread_mutex_unlock(&s->mu);
     return n;
 }
+
+void hr_limit_foreach(hr_limit_table_t *t,
+                      void (*fn)(const void *key, size_t len, uint32_t count, void *arg), void *arg)
+{
+    for (int i = 0; i < HR_LIMIT_STRIPES; i++) {
+        hr_limit_stripe_t *s = &t->s[i];
+        pthread_mutex_lock(&s->mu);
+        for (uint32_t e = 0; e < s->nents; e++)
+            if (s->ents[e].key && s->ents[e].count)
+                fn(s->ents[e].key, s->ents[e].len, s->ents[e].count, arg);
+        pthread_mutex_unlock(&s->mu);
+    }
+}

@@ -47,6 +47,11 @@ int hr_limit_acquire(hr_limit_table_t *t, const void *key, size_t len, int max, 
 void hr_limit_release(hr_limit_table_t *t, uint32_t handle);
 /* The count for key[0..len) (tests). */
 uint32_t hr_limit_count(hr_limit_table_t *t, const void *key, size_t len);
+/* Calls fn(key, len, count, arg) for every counted key, a stripe's lock held: fn must
+ * not call back into t (cluster_limits.c copies what it needs). Any thread. */
+void hr_limit_foreach(hr_limit_table_t *t,
+                      void (*fn)(const void *key, size_t len, uint32_t count, void *arg),
+                      void *arg);
 
 /* ---- message rate: a token bucket of HR_RATE_ONE units per message, in a uint32. */
 #define HR_RATE_ONE 4096u

@@ -151,6 +151,7 @@ static void do_subscribe(hr_conn_t *c, const hr_jp_cmd_t *cmd)
     hr_sub_t *sub = hr_topics_last_of(&c->subs);
     if (pattern) {
         sub->state = HR_SUB_LIVE;
+        hr_channels_pattern_added(sh, sub); /* --redis: PSUBSCRIBE */
         /* A pattern spans channels with offsets of their own: a plain ok, live only. */
         hr_buf_t *b = &sh->zscratch;
         b->len = 0;

@@ -21,10 +21,12 @@
 #include "base/alloc.h"
 #include "base/hash.h"
 #include "base/log.h"
+#include "cluster/cluster.h"
 #include "net/tls.h"
 #include "proto/json_proto.h"
 #include "server/channels.h"
 #include "server/server.h"
+#include "server/sockjs.h"
 #include "server/stomp.h"
 #include "ws/ws_frame.h"
 
@@ -168,6 +170,7 @@ static int shard_init(hr_server_t *srv, hr_shard_t *sh, int index)
 
 static void shard_deinit(hr_shard_t *sh)
 {
+    hr_sockjs_shard_deinit(sh);
     hr_stomp_shard_deinit(sh);
     hr_channels_shard_deinit(sh);
     while (!hr_list_empty(&sh->user_timers)) {
@@ -521,6 +524,11 @@ int hr_server_start(hr_server_t *s, char *err, size_t errlen)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = hr_cluster_start(s, err, errlen); /* --redis: the bridge thread, before any worker */
+    if (rc) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return rc;
+    }
     s->started = true;
     for (int i = 0; i < s->nshards; i++) {
         if (pthread_create(&s->shards[i].thread, NULL, worker_main, &s->shards[i]) != 0) {
@@ -530,6 +538,7 @@ int hr_server_start(hr_server_t *s, char *err, size_t errlen)
                 post_wait(&s->shards[j], shard_stop, &s->shards[j], NULL);
             for (int j = 0; j < i; j++)
                 pthread_join(s->shards[j].thread, NULL);
+            hr_cluster_stop(s);
             s->started = false;
             return HR_ENOMEM;
         }
@@ -557,6 +566,7 @@ int hr_server_wait(hr_server_t *s)
         return HR_ESTATE;
     for (int i = 0; i < s->nshards; i++)
         pthread_join(s->shards[i].thread, NULL);
+    hr_cluster_stop(s); /* after the workers: they may still have asked it something */
     s->started = false;
     return 0;
 }

@@ -51,6 +51,9 @@ typedef struct hr_route {
     size_t nsubprotocols;
     void *data;
     int id;
+    /* NULL, or run before the upgrade: 0 lets it proceed, an HTTP status (401) refuses it;
+     * a route with its own check is not subject to --auth (the admin feed's API key). */
+    int (*check)(const hr_server_t *s, const hr_http_request_t *req);
 } hr_route_t;
 
 /* Plain HTTP requests (the API, health): a handler gets the request for the duration of
@@ -90,6 +93,7 @@ typedef enum hr_conn_phase {
     HR_PHASE_HTTP_WAIT, /* a plain HTTP request is being answered asynchronously */
     HR_PHASE_OPEN,      /* WebSocket open */
     HR_PHASE_CLOSING,   /* close frame sent or connection failed: no more callbacks but on_close */
+    HR_PHASE_HTTP_STREAM, /* a streamed HTTP answer is being written (hr_http_stream_start) */
 } hr_conn_phase_t;
 
 /* The state only some connections need, allocated on first need (an idle plain
@@ -103,7 +107,13 @@ typedef struct hr_conn_deflate {
     hr_timer_t expiry;                /* armed while grant has an exp: closes with 4001 */
     hr_conn_t *conn;
     uint32_t user_limit; /* --max-connections-per-user handle (limits.h), 0: not counted */
+    uint8_t user_redis;  /* the same count in Redis (cluster_limits.h HR_CLUSTER_USER_*) */
     char *close_reason;  /* set when the close starts, for on_close */
+    /* A streamed HTTP answer (hr_http_stream_start); stream_close NULL: none owed. */
+    void (*stream_close)(void *data);
+    void *stream_data;
+    bool stream_chunked; /* HTTP/1.1: chunked body; HTTP/1.0: raw body until close */
+    bool stream_keep;    /* keep-alive after hr_http_stream_end */
 } hr_conn_deflate_t;
 
 /* A WebSocket connection. Its size is the idle-memory budget (bench: RSS per idle
@@ -184,6 +194,9 @@ typedef struct hr_shard_stats {
     uint64_t limit_rejections[HR_LIMIT__COUNT];
     uint64_t publish_latency[HR_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative */
     uint64_t publish_latency_ns;                      /* sum */
+    /* Fallback transports (http_stream.c): open SSE streams and waiting long polls
+     * (gauges), requests served, and messages written to them. */
+    uint64_t sse_open, poll_waiting, sse_requests, poll_requests, stream_messages_out;
 } hr_shard_stats_t;
 
 struct hr_shard {
@@ -209,8 +222,10 @@ struct hr_shard {
     hr_topics_t chan_subs;     /* local channel subscriptions by exact name */
     hr_topics_t chan_patterns; /* local pattern subscriptions by pattern */
     hr_timer_t chan_timer;
-    hr_http_ctx_t *http_current;  /* the plain HTTP request whose handler is running */
-    struct hr_stomp_shard *stomp; /* STOMP queues and user destinations (stomp_broker.c) */
+    hr_http_ctx_t *http_current;        /* the plain HTTP request whose handler is running */
+    const hr_http_request_t *upgrading; /* the request whose route on_open is running */
+    struct hr_stomp_shard *stomp;       /* STOMP queues and user destinations (stomp_broker.c) */
+    struct hr_sockjs_shard *sockjs;     /* SockJS sessions homed here (sockjs.c), NULL: none yet */
     hr_timer_t stop_timer;
     hr_list_t user_timers; /* hr_timer_handle_t, freed at deinit if still armed */
     bool stopping;
@@ -271,9 +286,11 @@ struct hr_server {
     struct ssl_ctx_st *tls_ctx;
     /* Several nodes (src/cluster/, docs/cluster.md): set by herald serve before start. */
     struct {
-        char *url;              /* --redis, NULL: one node */
-        char *prefix;           /* --redis-prefix */
-        struct hr_cluster *cl;  /* the bridge, while running with --redis */
+        char *url;             /* --redis, NULL: one node */
+        char *prefix;          /* --redis-prefix */
+        struct hr_cluster *cl; /* the bridge, while running with --redis */
+        atomic_uint lim_inc;   /* cluster_limits.c: heartbeat incarnation, 0: not begun */
+        atomic_bool lim_stale; /* cluster_limits.c: a beat failed, resync on the next */
     } redis;
     /* Browser-facing extras (issue 8): set by herald serve before start. */
     char *web_dir; /* --web-dir, NULL: the embedded pages */
@@ -309,15 +326,28 @@ void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type
  * hr_http_stream_start, during the handler call: sends the status line and headers (the
  * body chunked, or until close for HTTP/1.0) and returns a token for writes on the same
  * thread; on_close(data) runs once when the connection goes (client left, server stop,
- * slow consumer), never after hr_http_stream_end. hr_http_stream_write queues bytes:
- * 0, or HR_EPIPE when the connection is gone, or HR_EAGAIN past the outgoing bound (the
- * connection is then closed as a slow consumer). hr_http_stream_end ends the body; the
- * connection then serves its next request (keep-alive) or closes. */
+ * slow consumer), never after hr_http_stream_end, and never inside a write (it runs when
+ * the connection is freed). Over --max-connections-per-ip (a stream holds a connection
+ * as a WebSocket does) or out of memory: the request is answered 503, the token's c is
+ * NULL and on_close never runs. hr_http_stream_write queues bytes: 0, or HR_ECLOSED when
+ * the connection is gone or closing, or HR_EAGAIN past --max-backlog (the connection is
+ * then closed as a slow consumer). hr_http_stream_end ends the body; the connection then
+ * serves its next request (keep-alive) or closes. A stream is exempt from the handshake
+ * and idle timeouts (its client is silent by design): its owner writes keep-alives. */
+/* session.c: the client's address: the peer's, or the one trusted proxies' headers in req
+ * name (req may be NULL). */
+hr_ip_t hr_session_client_ip(const hr_conn_t *c, const hr_http_request_t *req);
+
 typedef void (*hr_http_stream_close_fn)(void *data);
 hr_http_token_t hr_http_stream_start(hr_http_ctx_t *x, int status, const char *content_type,
                                      const char *extra_headers, hr_http_stream_close_fn on_close,
                                      void *data);
 int hr_http_stream_write(hr_http_token_t t, const void *p, size_t n);
+/* As hr_http_stream_write, for a private head (copied), a shared tail (tail->data[off..
+ * end), referenced, not copied; tail may be NULL) and a private trailer: one event of a
+ * fan-out, whose payload is queued by reference. */
+int hr_http_stream_write_shared(hr_http_token_t t, const void *head, size_t hlen, hr_refbuf_t *tail,
+                                size_t off, size_t end, const void *trail, size_t tlen);
 void hr_http_stream_end(hr_http_token_t t);
 
 /* server.c: registers a plain HTTP handler for path (exact, or prefix if prefix). Before
@@ -365,6 +395,9 @@ int hr_server__replace_origins(hr_server_t *s, const char *list);
 hr_shard_t *hr_server__current_shard(void);
 /* session.c: a new accepted connection on shard sh. */
 void hr_session_accept(hr_shard_t *sh, int fd);
+/* session.c: as hr_session_accept for one end of a local socketpair (never TLS): a
+ * SockJS session's STOMP connection (sockjs.c). */
+void hr_session_accept_local(hr_shard_t *sh, int fd);
 /* session.c: queue a shared frame for c (chooses the plain or deflated variant). */
 void hr_session_send_frame(hr_conn_t *c, hr_frame_t *f);
 /* session.c: queue a shared frame under a slow-consumer policy: past max_backlog the

@@ -14,6 +14,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "cluster/cluster_limits.h"
 #include "herald/error.h"
 #include "http/http_parse.h"
 #include "http/http_upgrade.h"
@@ -21,6 +22,7 @@
 #include "net/http_client.h"
 #include "server/channels.h"
 #include "server/server.h"
+#include "server/sockjs.h"
 #include "server/stomp.h"
 #include "ws/ws_frame.h"
 
@@ -66,7 +68,8 @@ static void count_refusal(hr_shard_t *sh, int status)
 
 /* ---------------------------------------------------------------- accept and free */
 
-void hr_session_accept(hr_shard_t *sh, int fd)
+/* tls: whether the server's TLS applies (not to a local socketpair, hr_session_accept_local). */
+static void accept_fd(hr_shard_t *sh, int fd, bool tls)
 {
     hr_conn_t *c = hr_pool_alloc(&sh->conn_pool);
     if (!c) {
@@ -93,7 +96,7 @@ void hr_session_accept(hr_shard_t *sh, int fd)
         atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
         c->over_limit = 1;
     }
-    if (srv->tls_ctx && hr_sock_start_tls(&c->sock, srv->tls_ctx, NULL) != 0) {
+    if (tls && srv->tls_ctx && hr_sock_start_tls(&c->sock, srv->tls_ctx, NULL) != 0) {
         c->phase = HR_PHASE_CLOSING;
         hr_sock_abort(&c->sock); /* out of memory: on_free follows (and uncounts) */
         return;
@@ -102,6 +105,16 @@ void hr_session_accept(hr_shard_t *sh, int fd)
                   "accepted on thread %d", sh->index);
     c->last_rx_ms = (uint32_t)now_ms(c);
     hr_sock_timer(&c->sock, sh->srv->opt.handshake_timeout_ms);
+}
+
+void hr_session_accept(hr_shard_t *sh, int fd)
+{
+    accept_fd(sh, fd, true);
+}
+
+void hr_session_accept_local(hr_shard_t *sh, int fd)
+{
+    accept_fd(sh, fd, false);
 }
 
 /* Leaves the route and every topic: from here on no broadcast reaches c. */
@@ -128,6 +141,11 @@ static void on_free(hr_sock_t *s)
         const char *why = c->dfl && c->dfl->close_reason ? c->dfl->close_reason : "";
         c->route->cb.on_close(c, code, why, c->close_reason_len);
     }
+    if (c->dfl && c->dfl->stream_close) {
+        void (*fn)(void *) = c->dfl->stream_close;
+        c->dfl->stream_close = NULL;
+        fn(c->dfl->stream_data); /* a streamed answer's owner: once, here (session.c) */
+    }
     hr_list_remove(&c->shard_link);
     if (c->opened)
         hr_ws_reader_deinit(&c->u.rd);
@@ -143,6 +161,8 @@ static void on_free(hr_sock_t *s)
             hr_free(c->dfl->own_deflate);
         }
         hr_loop_timer_stop(&conn_shard(c)->loop, &c->dfl->expiry);
+        if (c->dfl->user_limit && c->dfl->user_redis >= HR_CLUSTER_USER_LOCAL)
+            hr_cluster_limits_release(conn_shard(c), hr_conn_user(c));
         hr_auth_grant_free(c->dfl->grant);
         hr_limit_release(&conn_shard(c)->srv->per_user, c->dfl->user_limit);
         hr_free(c->dfl->close_reason);
@@ -385,7 +405,13 @@ void hr_session_shutdown(hr_conn_t *c)
     const char *why = conn_shard(c)->srv->shutdown_reason;
     if (c->phase == HR_PHASE_OPEN)
         fail_conn(c, HR_WS_CLOSE_GOING_AWAY, why ? why : "server shutting down, reconnect");
-    else if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT) {
+    else if (c->phase == HR_PHASE_HTTP_STREAM) {
+        /* A streamed answer ends well-formed (the last chunk); its owner hears on_close. */
+        if (c->dfl->stream_chunked)
+            hr_sock_write_copy(&c->sock, "0\r\n\r\n", 5);
+        c->phase = HR_PHASE_CLOSING;
+        hr_sock_close(&c->sock);
+    } else if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT) {
         /* Flush an answer already queued (a publish's offset: a client that missed it
          * would publish again); a later one is dropped, and no request is read. */
         c->phase = HR_PHASE_CLOSING;
@@ -477,7 +503,7 @@ static void on_timer(hr_sock_t *s)
         return;
     }
     if (c->phase != HR_PHASE_OPEN)
-        return;
+        return; /* also a stream: exempt from timeouts, its owner writes keep-alives */
     uint32_t silent = now - c->last_rx_ms;
     if (o->idle_timeout_ms && silent >= o->idle_timeout_ms) {
         conn_shard(c)->stats.limit_rejections[HR_LIMIT_IDLE_TIMEOUT]++;
@@ -504,6 +530,19 @@ static void on_timer(hr_sock_t *s)
         hr_sock_timer(&c->sock, wait ? wait : 1);
 }
 
+hr_ip_t hr_session_client_ip(const hr_conn_t *c, const hr_http_request_t *req)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    hr_ip_t peer = {0}, client;
+    if (getpeername(c->sock.io.fd, (struct sockaddr *)&ss, &sl) == 0)
+        hr_ip_from_sockaddr((struct sockaddr *)&ss, &peer);
+    client = peer;
+    if (req)
+        hr_forwarded_client(&conn_shard(c)->srv->trust, &peer, req, &client);
+    return client;
+}
+
 /* ---------------------------------------------------------------- HTTP phase */
 
 /* --access-log: one line per WebSocket handshake and per plain HTTP request. The client
@@ -515,14 +554,7 @@ static void access_log(hr_conn_t *c, const hr_http_request_t *req, int status, c
     hr_server_t *srv = conn_shard(c)->srv;
     if (!srv->access_log || !hr_log_enabled(HR_LOG_INFO))
         return;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    hr_ip_t peer = {0}, client;
-    if (getpeername(c->sock.io.fd, (struct sockaddr *)&ss, &sl) == 0)
-        hr_ip_from_sockaddr((struct sockaddr *)&ss, &peer);
-    client = peer;
-    if (req)
-        hr_forwarded_client(&srv->trust, &peer, req, &client);
+    hr_ip_t client = hr_session_client_ip(c, req);
     char addr[HR_IP_STRLEN], path[512];
     hr_ip_format(&client, addr);
     if (req)
@@ -579,14 +611,23 @@ static int count_client(hr_conn_t *c, const hr_http_request_t *req)
 {
     hr_server_t *srv = conn_shard(c)->srv;
     int max = srv->sec.max_connections_per_ip;
-    if (max <= 0)
-        return 0;
+    if (max <= 0 || c->sock.tag)
+        return 0; /* no limit, or counted before an asynchronous step of the handshake */
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     hr_ip_t peer = {0}, client;
+    ss.ss_family = AF_UNSPEC;
     if (getpeername(c->sock.io.fd, (struct sockaddr *)&ss, &sl) == 0)
         hr_ip_from_sockaddr((struct sockaddr *)&ss, &peer);
     hr_forwarded_client(&srv->trust, &peer, req, &client);
+    /* A SockJS session's local connection (sockjs.c) names its client, or "-" when the
+     * SockJS WebSocket that carries it was counted; only a socketpair peer may. */
+    const hr_http_header_t *local =
+        ss.ss_family == AF_UNIX ? hr_http_find_header(req, "X-Herald-Client") : NULL;
+    if (local && local->value_len == 1 && local->value[0] == '-')
+        return 0;
+    if (local && hr_ip_parse(local->value, local->value_len, &client) != 0)
+        memset(&client, 0, sizeof(client));
     int rc = hr_limit_acquire(&srv->per_ip, client.b, sizeof(client.b), max, &c->sock.tag);
     if (rc == HR_ENOBUFS)
         refuse_busy(c, req, HR_LIMIT_MAX_CONN_PER_IP, "too many connections from this address");
@@ -605,20 +646,39 @@ int hr_session_count_user(hr_conn_t *c)
                               &c->dfl->user_limit);
     if (rc == HR_ENOBUFS)
         conn_shard(c)->stats.limit_rejections[HR_LIMIT_MAX_CONN_PER_USER]++;
+    if (rc == 0 && c->opened && hr_cluster_limits_active(srv)) {
+        /* STOMP CONNECT: the session is open, so Redis is told, not asked (cluster_limits.h) */
+        hr_cluster_limits_add(conn_shard(c), user);
+        c->dfl->user_redis = HR_CLUSTER_USER_LOCAL;
+    }
     return rc;
 }
 
+/* An exact path, else a route whose path ends in '/' as a prefix (SockJS sessions). */
 static const hr_route_t *find_route(const hr_server_t *srv, const char *target, size_t len)
 {
     const char *q = memchr(target, '?', len);
     if (q)
         len = (size_t)(q - target);
+    const hr_route_t *prefix = NULL;
     for (int i = 0; i < srv->nroutes; i++) {
         const char *p = srv->routes[i].path;
-        if (strlen(p) == len && memcmp(p, target, len) == 0)
+        size_t pl = strlen(p);
+        if (pl == len && memcmp(p, target, len) == 0)
             return &srv->routes[i];
+        if (!prefix && pl > 1 && p[pl - 1] == '/' && pl < len && memcmp(p, target, pl) == 0)
+            prefix = &srv->routes[i];
     }
-    return NULL;
+    return prefix;
+}
+
+/* A WebSocket upgrade for a WebSocket route: it wins over a plain HTTP prefix route at
+ * the same path (SockJS serves both under /stomp/). */
+static bool is_ws_upgrade(const hr_server_t *srv, const hr_http_request_t *req)
+{
+    const hr_http_header_t *h = hr_http_find_header(req, "Upgrade");
+    return h && hr_http_list_has_token(h->value, h->value_len, "websocket") &&
+           find_route(srv, req->target, req->target_len);
 }
 
 static int setup_deflate(hr_conn_t *c)
@@ -639,6 +699,19 @@ static int setup_deflate(hr_conn_t *c)
 /* ---------------------------------------------------------------- authentication */
 
 static int upgrade(hr_conn_t *c, hr_http_request_t *req);
+
+/* Finishes a handshake that waited for an asynchronous answer: the request (n bytes)
+ * is still in the head buffer. As process_http does, the buffer is taken out first: the
+ * reader set up by the upgrade shares its storage; frames pipelined after the request
+ * are fed to the new WebSocket. */
+static void resume_upgrade(hr_conn_t *c, hr_http_request_t *req, int n)
+{
+    hr_buf_t head = c->u.head;
+    hr_buf_init(&c->u.head);
+    if (upgrade(c, req) == 0 && (size_t)n < head.len)
+        feed_ws(c, head.data + n, head.len - (size_t)n);
+    hr_buf_deinit(&head);
+}
 
 /* How long the auth webhook may take; the handshake timeout still bounds the whole. */
 #define AUTH_WEBHOOK_TIMEOUT_MS 5000
@@ -818,12 +891,7 @@ static void on_auth_answer(void *ctx, const hr_http_result_t *r)
         refuse(c, &req, status, why, status == 401 ? WWW_AUTH_INVALID : NULL);
         return;
     }
-    /* As process_http does: the reader set up by the upgrade shares the head's storage. */
-    hr_buf_t head = c->u.head;
-    hr_buf_init(&c->u.head);
-    if (upgrade(c, &req) == 0 && (size_t)n < head.len)
-        feed_ws(c, head.data + n, head.len - (size_t)n);
-    hr_buf_deinit(&head);
+    resume_upgrade(c, &req, n);
 }
 
 /* Asks the auth webhook about a handshake with token tok. 1 (answer pending) or -1. */
@@ -831,12 +899,7 @@ static int ask_webhook(hr_conn_t *c, const hr_http_request_t *req, hr_slice_t to
 {
     hr_shard_t *sh = conn_shard(c);
     hr_server_t *srv = sh->srv;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    hr_ip_t peer = {0}, client;
-    if (getpeername(c->sock.io.fd, (struct sockaddr *)&ss, &sl) == 0)
-        hr_ip_from_sockaddr((struct sockaddr *)&ss, &peer);
-    hr_forwarded_client(&srv->trust, &peer, req, &client);
+    hr_ip_t client = hr_session_client_ip(c, req);
     char addr[HR_IP_STRLEN];
     hr_ip_format(&client, addr);
     const char *q = memchr(req->target, '?', req->target_len);
@@ -881,6 +944,80 @@ static int ask_webhook(hr_conn_t *c, const hr_http_request_t *req, hr_slice_t to
     return 1;
 }
 
+/* ---------------------------------------------------------------- per user, cluster-wide */
+
+typedef struct user_op {
+    hr_conn_t *c;
+    uint32_t seq;
+    char user[]; /* to give the slot back if the connection left meanwhile */
+} user_op_t;
+
+/* Redis answered whether the user is under --max-connections-per-user on every node
+ * (cluster_limits.h): refused as by the local count, or the handshake goes on from the
+ * request kept in the head buffer, as after the auth webhook. */
+static void on_cluster_user(void *ctx, int verdict)
+{
+    user_op_t *o = ctx;
+    hr_conn_t *c = o->c;
+    bool mine = c->seq == o->seq && c->phase == HR_PHASE_HTTP_WAIT && !c->opened;
+    if (!mine) {
+        if (verdict > 0)
+            hr_cluster_limits_release(hr_server__current_shard(), o->user);
+        hr_free(o);
+        return;
+    }
+    hr_free(o);
+    hr_http_header_t headers[MAX_HEADERS];
+    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
+    int st;
+    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
+                                      &req, &st);
+    c->phase = HR_PHASE_HTTP;
+    c->dfl->user_redis = verdict > 0 ? HR_CLUSTER_USER_COUNTED : HR_CLUSTER_USER_LOCAL;
+    if (n > 0 && verdict == 0) {
+        c->dfl->user_redis = HR_CLUSTER_USER_NONE;
+        hr_limit_release(&conn_shard(c)->srv->per_user, c->dfl->user_limit);
+        c->dfl->user_limit = 0;
+        refuse_busy(c, &req, HR_LIMIT_MAX_CONN_PER_USER, "too many connections for this user");
+        return;
+    }
+    if (n <= 0) {
+        http_fail(c, 500, "lost the request", NULL);
+        return;
+    }
+    resume_upgrade(c, &req, n);
+}
+
+/* With --redis, counts the user's connection in Redis as well, once the local count
+ * took it. 0: go on (nothing to ask, or asked already; Redis unreachable: the local
+ * count decides), 1: waiting for Redis, -1: refused and answered. */
+static int count_user_redis(hr_conn_t *c, const hr_http_request_t *req)
+{
+    hr_shard_t *sh = conn_shard(c);
+    const char *user = hr_conn_user(c);
+    if (!user || !c->dfl->user_limit || c->dfl->user_redis != HR_CLUSTER_USER_NONE ||
+        !hr_cluster_limits_active(sh->srv))
+        return 0;
+    size_t ulen = strlen(user);
+    user_op_t *o = hr_malloc(sizeof(*o) + ulen + 1);
+    if (!o) {
+        refuse(c, req, 503, "out of memory", NULL);
+        return -1;
+    }
+    o->c = c;
+    o->seq = c->seq;
+    memcpy(o->user, user, ulen + 1);
+    if (hr_cluster_limits_acquire(sh, user, sh->srv->sec.max_connections_per_user, on_cluster_user,
+                                  o) != 0) {
+        hr_free(o);
+        c->dfl->user_redis = HR_CLUSTER_USER_LOCAL;
+        return 0;
+    }
+    c->dfl->user_redis = HR_CLUSTER_USER_ASKED;
+    c->phase = HR_PHASE_HTTP_WAIT;
+    return 1;
+}
+
 /* --auth at the handshake (docs/security.md). 0: go on (authenticated or anonymous),
  * -1: refused with 401 and answered, 1: waiting for the auth webhook. A STOMP endpoint
  * with --auth required accepts a handshake without a token: its CONNECT must bring one. */
@@ -892,7 +1029,8 @@ static int authenticate(hr_conn_t *c, const hr_http_request_t *req, const hr_rou
     hr_slice_t tok;
     if (!find_token(req, &tok)) {
         if (srv->sec.auth == HR_AUTH_OPTIONAL ||
-            route->cb.on_message == hr_stomp_route_cb.on_message)
+            route->cb.on_message == hr_stomp_route_cb.on_message ||
+            route->cb.on_message == hr_sockjs_route_cb.on_message)
             return 0;
         refuse(c, req, 401, "authentication required", WWW_AUTH_NONE);
         return -1;
@@ -942,7 +1080,12 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
         refuse(c, req, 403, "origin not allowed", NULL);
         return -1;
     }
-    int auth = authenticate(c, req, route);
+    int checked = route->check ? route->check(srv, req) : 0;
+    if (checked) {
+        refuse(c, req, checked, checked == 401 ? "unauthorized" : "refused", NULL);
+        return -1;
+    }
+    int auth = route->check ? 0 : authenticate(c, req, route);
     if (auth)
         return auth; /* refused (-1), or waiting for the auth webhook (1) */
     if (count_client(c, req) != 0)
@@ -954,6 +1097,9 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
                per_user == HR_ENOBUFS ? "Retry-After: 5\r\n" : NULL);
         return -1;
     }
+    int cluster = count_user_redis(c, req);
+    if (cluster)
+        return cluster; /* refused (-1), or waiting for Redis (1) */
     c->protocol = (int8_t)hr_http_choose_subprotocol(req, (const char *const *)route->subprotocols,
                                                      route->nsubprotocols);
     char ext[256];
@@ -1017,8 +1163,11 @@ static int upgrade(hr_conn_t *c, hr_http_request_t *req)
     c->opened = true;
     c->rate_tokens = hr_rate_full(srv->sec.message_burst);
     on_timer(&c->sock); /* arms the idle / ping timer */
-    if (route->cb.on_open)
+    if (route->cb.on_open) {
+        conn_shard(c)->upgrading = req; /* SockJS forwards it (sockjs.c) */
         route->cb.on_open(c);
+        conn_shard(c)->upgrading = NULL;
+    }
     return 0;
 }
 
@@ -1075,14 +1224,21 @@ static long long body_length(const hr_http_request_t *req, size_t max_body, int 
     return n;
 }
 
+static bool is_head(const hr_http_request_t *req)
+{
+    return req && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+}
+
+/* head: a HEAD request, answered with GET's head (Content-Length too) and no body,
+ * RFC 9110 §9.3.2. */
 static void write_reply(hr_conn_t *c, bool keep_alive, int status, const char *content_type,
-                        const void *body, size_t len, const char *extra_headers)
+                        const void *body, size_t len, const char *extra_headers, bool head)
 {
     hr_buf_t out;
     hr_buf_init(&out);
     if (hr_http_write_response(&out, status, content_type, body, len, keep_alive, extra_headers) ==
         0)
-        hr_sock_write_copy(&c->sock, out.data, out.len);
+        hr_sock_write_copy(&c->sock, out.data, out.len - (head ? len : 0));
     hr_buf_deinit(&out);
     if (!keep_alive) {
         c->phase = HR_PHASE_CLOSING;
@@ -1101,7 +1257,8 @@ void hr_http_reply(hr_http_ctx_t *x, int status, const char *content_type, const
         return;
     x->answered = true;
     access_log(x->c, x->req, status, NULL);
-    write_reply(x->c, x->keep_alive, status, content_type, body, len, extra_headers);
+    write_reply(x->c, x->keep_alive, status, content_type, body, len, extra_headers,
+                is_head(x->req));
 }
 
 hr_http_token_t hr_http_defer(hr_http_ctx_t *x)
@@ -1139,12 +1296,164 @@ void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type
     bool keep = n > 0 && blen >= 0 && wants_keep_alive(&req);
     c->phase = HR_PHASE_HTTP;
     access_log(c, n > 0 ? &req : NULL, status, NULL);
-    write_reply(c, keep, status, content_type, body, len, extra_headers);
+    write_reply(c, keep, status, content_type, body, len, extra_headers, n > 0 && is_head(&req));
     if (!keep)
         return;
     hr_buf_consume(&c->u.head, (size_t)n + (size_t)blen);
     if (c->u.head.len)
         process_http(c, c->u.head.data, c->u.head.len, true); /* pipelined requests */
+    else
+        hr_buf_deinit(&c->u.head);
+}
+
+/* ---------------------------------------------------------------- streamed answers */
+
+hr_http_token_t hr_http_stream_start(hr_http_ctx_t *x, int status, const char *content_type,
+                                     const char *extra_headers, hr_http_stream_close_fn on_close,
+                                     void *data)
+{
+    hr_conn_t *c = x->c;
+    if (x->answered)
+        return (hr_http_token_t){NULL, 0};
+    /* A stream holds its connection as a WebSocket does: --max-connections-per-ip
+     * counts it (once per connection, until it is freed); refused with 503. */
+    if (!c->sock.tag && count_client(c, x->req) != 0) {
+        x->answered = true;
+        return (hr_http_token_t){NULL, 0};
+    }
+    /* HTTP/1.0 has no chunks: the body runs until the connection closes. */
+    bool chunked = x->req->version_minor >= 1;
+    if (!c->dfl && !(c->dfl = hr_calloc(1, sizeof(*c->dfl)))) {
+        hr_http_reply(x, 503, NULL, "out of memory\n", 14, NULL);
+        return (hr_http_token_t){NULL, 0};
+    }
+    hr_buf_t out;
+    hr_buf_init(&out);
+    int rc = hr_buf_appendf(&out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s\r\n", status,
+                            hr_http_status_text(status),
+                            content_type ? content_type : "text/plain; charset=utf-8",
+                            chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                            chunked && x->keep_alive ? "" : "Connection: close\r\n");
+    if (rc == 0 && extra_headers) {
+        /* Extra headers go before the blank line that ends the head. */
+        out.len -= 2;
+        rc = hr_buf_append_str(&out, extra_headers);
+        if (rc == 0)
+            rc = hr_buf_append(&out, "\r\n", 2);
+    }
+    if (rc == 0)
+        rc = hr_sock_write_copy(&c->sock, out.data, out.len);
+    hr_buf_deinit(&out);
+    if (rc) {
+        hr_http_reply(x, 503, NULL, "out of memory\n", 14, NULL);
+        return (hr_http_token_t){NULL, 0};
+    }
+    x->answered = true;
+    access_log(c, x->req, status, NULL);
+    c->phase = HR_PHASE_HTTP_STREAM;
+    c->dfl->stream_close = on_close;
+    c->dfl->stream_data = data;
+    c->dfl->stream_chunked = chunked;
+    c->dfl->stream_keep = chunked && x->keep_alive;
+    return (hr_http_token_t){c, c->seq};
+}
+
+static hr_conn_t *stream_conn(hr_http_token_t t)
+{
+    hr_conn_t *c = t.c;
+    return c && c->seq == t.seq && c->phase == HR_PHASE_HTTP_STREAM ? c : NULL;
+}
+
+/* Past --max-backlog: as drop_slow for a WebSocket, without a close frame. The owner
+ * hears on_close when the connection is freed, not now: a fan-out may be walking the
+ * subscriber list this connection is in. */
+static bool stream_over_backlog(hr_conn_t *c)
+{
+    hr_shard_t *sh = conn_shard(c);
+    if (hr_outq_backlog(&c->sock.outq) <= sh->srv->opt.max_backlog)
+        return false;
+    sh->stats.slow_consumer_closes++;
+    sh->stats.limit_rejections[HR_LIMIT_MAX_BACKLOG]++;
+    hr_log_fields(HR_LOG_INFO,
+                  HR_LOG_KV(hr_log_uint("conn", hr_conn_id(c)),
+                            hr_log_uint("queued_bytes", hr_sock_queued(&c->sock))),
+                  "slow consumer: streamed answer over max-backlog, closing");
+    hr_outq_drop_unstarted(&c->sock.outq);
+    c->phase = HR_PHASE_CLOSING;
+    hr_sock_close(&c->sock);
+    return true;
+}
+
+int hr_http_stream_write_shared(hr_http_token_t t, const void *head, size_t hlen, hr_refbuf_t *tail,
+                                size_t off, size_t end, const void *trail, size_t tlen)
+{
+    hr_conn_t *c = stream_conn(t);
+    if (!c)
+        return HR_ECLOSED;
+    size_t n = hlen + (tail ? end - off : 0) + tlen;
+    if (!n)
+        return 0; /* an empty chunk would end the body */
+    if (stream_over_backlog(c))
+        return HR_EAGAIN;
+    char size[20] = "";
+    size_t sl = 0;
+    if (c->dfl->stream_chunked)
+        sl = (size_t)snprintf(size, sizeof(size), "%zx\r\n", n);
+    int rc = hr_sock_write_parts(&c->sock, size, sl, head, hlen);
+    if (rc == 0 && tail && end > off)
+        rc = hr_sock_write(&c->sock, hr_refbuf_ref(tail), off, end);
+    if (rc == 0 && (tlen || sl))
+        rc = hr_sock_write_parts(&c->sock, trail, tlen, "\r\n", sl ? 2 : 0);
+    if (rc) {
+        /* A chunk half queued cannot be taken back: the stream is broken, close it. */
+        c->phase = HR_PHASE_CLOSING;
+        hr_sock_abort(&c->sock);
+        return HR_ECLOSED;
+    }
+    conn_shard(c)->stats.bytes_out += sl + n + (sl ? 2 : 0);
+    return 0;
+}
+
+int hr_http_stream_write(hr_http_token_t t, const void *p, size_t n)
+{
+    return hr_http_stream_write_shared(t, p, n, NULL, 0, 0, NULL, 0);
+}
+
+void hr_http_stream_end(hr_http_token_t t)
+{
+    hr_conn_t *c = stream_conn(t);
+    if (!c)
+        return;
+    c->dfl->stream_close = NULL;
+    if (c->dfl->stream_chunked)
+        hr_sock_write_copy(&c->sock, "0\r\n\r\n", 5);
+    if (!c->dfl->stream_keep) {
+        c->phase = HR_PHASE_CLOSING;
+        hr_sock_close(&c->sock);
+        return;
+    }
+    c->phase = HR_PHASE_HTTP;
+    hr_sock_timer(&c->sock, conn_shard(c)->srv->opt.handshake_timeout_ms);
+    c->req_start_ms = (uint32_t)now_ms(c);
+    hr_http_ctx_t *cur = conn_shard(c)->http_current;
+    if (cur && cur->c == c)
+        return; /* ended inside its handler: process_http goes on with the next request */
+    /* The request is at the front of the head buffer (process_http kept it): drop it and
+     * serve what was pipelined behind it. */
+    hr_http_header_t headers[MAX_HEADERS];
+    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
+    int st;
+    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
+                                      &req, &st);
+    long long blen = n > 0 ? body_length(&req, conn_shard(c)->srv->max_body, &st) : -1;
+    if (blen < 0) {
+        c->phase = HR_PHASE_CLOSING;
+        hr_sock_close(&c->sock);
+        return;
+    }
+    hr_buf_consume(&c->u.head, (size_t)n + (size_t)blen);
+    if (c->u.head.len)
+        process_http(c, c->u.head.data, c->u.head.len, true);
     else
         hr_buf_deinit(&c->u.head);
 }
@@ -1188,7 +1497,8 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
         }
         const char *q = memchr(req.target, '?', req.target_len);
         size_t plen = q ? (size_t)(q - req.target) : req.target_len;
-        const hr_http_route_t *route = find_http(srv, req.target, plen);
+        const hr_http_route_t *route =
+            is_ws_upgrade(srv, &req) ? NULL : find_http(srv, req.target, plen);
         if (!route) {
             /* A WebSocket upgrade. The head buffer shares its storage with the reader the
              * upgrade sets up: take it out first; the request and any pipelined frames
@@ -1239,7 +1549,7 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
         sh->http_current = NULL;
         if (!x.answered)
             hr_http_reply(&x, 500, NULL, "no answer\n", 10, NULL);
-        if (c->phase == HR_PHASE_HTTP_WAIT) {
+        if (c->phase == HR_PHASE_HTTP_WAIT || c->phase == HR_PHASE_HTTP_STREAM) {
             /* Answered later: the request stays at the front of the head buffer. */
             if (!in_head && !keep_bytes(c, buf, blen, false))
                 return;
@@ -1267,8 +1577,14 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
 static void feed_http(hr_conn_t *c, uint8_t *data, size_t len)
 {
     const hr_server_t *srv = conn_shard(c)->srv;
-    if (c->u.head.len || c->phase == HR_PHASE_HTTP_WAIT) {
+    bool waiting = c->phase == HR_PHASE_HTTP_WAIT || c->phase == HR_PHASE_HTTP_STREAM;
+    if (c->u.head.len || waiting) {
         if (c->u.head.len + len > srv->opt.max_header + srv->max_body + 65536) {
+            if (c->phase == HR_PHASE_HTTP_STREAM) {
+                c->phase = HR_PHASE_CLOSING; /* no error answer inside a streamed body */
+                hr_sock_abort(&c->sock);
+                return;
+            }
             http_fail(c, 431, "too much data while a request is being answered", NULL);
             return;
         }
@@ -1276,7 +1592,7 @@ static void feed_http(hr_conn_t *c, uint8_t *data, size_t len)
             http_fail(c, 503, "out of memory", NULL);
             return;
         }
-        if (c->phase == HR_PHASE_HTTP_WAIT)
+        if (waiting)
             return; /* pipelined: parsed after the answer */
         process_http(c, c->u.head.data, c->u.head.len, true);
         return;
@@ -1298,7 +1614,8 @@ static void on_data(hr_sock_t *s, uint8_t *data, size_t len)
         c->req_start_ms = c->last_rx_ms; /* the first bytes of a request (access log) */
     if (c->phase == HR_PHASE_OPEN)
         feed_ws(c, data, len);
-    else if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT)
+    else if (c->phase == HR_PHASE_HTTP || c->phase == HR_PHASE_HTTP_WAIT ||
+             c->phase == HR_PHASE_HTTP_STREAM)
         feed_http(c, data, len);
 }
 

@@ -590,6 +590,7 @@ static void do_subscribe(sess_t *ss, const hr_stomp_frame_t *f)
             s->sub->kind = HR_SUB_STOMP;
             if (kind == K_PATTERN) {
                 s->sub->state = HR_SUB_LIVE;
+                hr_channels_pattern_added(sh, s->sub); /* --redis: PSUBSCRIBE */
             } else {
                 s->sub->state = HR_SUB_PENDING;
                 o->s = s;
