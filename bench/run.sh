@@ -15,6 +15,9 @@
 #                        pubsub-10k-max stomp-10k-r10 stomp-10k-max), space separated; the
 #                        pubsub and stomp rows run on herald only (the peers have no
 #                        channels)
+#                        cluster-1node cluster-1node-redis cluster-3node
+#                        cluster-3node-remote: redis-server + 3 herald nodes, run by
+#                        bench/cluster.sh (see there) instead of this matrix
 #   BENCH_SERVER_CPU [0] BENCH_CLIENT_CPU [1]   CPUs for taskset
 #   BENCH_SOURCE_ADDRS [127.0.0.2-127.0.0.9]    --source-addrs for rows with >= 1000 connections
 #                                               (empty: never)
@@ -49,6 +52,9 @@ write_results=${BENCH_WRITE_RESULTS:-$([[ $quick == 1 ]] && echo 0 || echo 1)}
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Cluster rows (redis-server and several nodes; docs/cluster.md) run by themselves.
+if [[ " $rows_wanted " == *" cluster-"* ]]; then exec "$here/cluster.sh"; fi
 
 # ---------------------------------------------------------------- processes
 # Every process this script starts is recorded here and only those are stopped.
