@@ -1046,8 +1046,13 @@ int hr_channels_subscribe(hr_shard_t *sh, hr_sub_t *sub, bool since, uint64_t si
 {
     const hr_topic_t *tp = sub->topic;
     sub_req_t *r = hr_calloc(1, sizeof(*r) + tp->name_len + 1);
-    if (!r)
+    if (!r) {
+        /* The caller ends a failed subscription with hr_channels_unsubscribe, which gives
+         * back one unit of the node's Redis interest: take it here too. */
+        if (hr_cluster_enabled(sh->srv))
+            hr_cluster_interest(sh, tp->name, tp->name_len, false, true, NULL, NULL, NULL);
         return HR_ENOMEM;
+    }
     r->from = sh;
     r->cb = cb;
     r->ctx = ctx;

@@ -161,10 +161,13 @@ static void do_subscribe(hr_conn_t *c, const hr_jp_cmd_t *cmd)
     }
     sub->state = HR_SUB_PENDING;
     op_t *o = op_new(c, cmd);
-    if (!o || hr_channels_subscribe(sh, sub, cmd->has_since, cmd->since_offset, cmd->since_epoch,
-                                    hr_conn_id(c), hr_conn_user(c), on_subscribed, o) != 0) {
-        hr_free(o);
+    if (!o) {
         hr_topics_remove(t, sub);
+        reply_error(c, &cmd->id, HR_JP_INTERNAL, "out of memory");
+    } else if (hr_channels_subscribe(sh, sub, cmd->has_since, cmd->since_offset, cmd->since_epoch,
+                                     hr_conn_id(c), hr_conn_user(c), on_subscribed, o) != 0) {
+        hr_free(o);
+        hr_channels_unsubscribe(sh, sub, hr_conn_id(c));
         reply_error(c, &cmd->id, HR_JP_INTERNAL, "out of memory");
     }
 }
