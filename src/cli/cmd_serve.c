@@ -207,8 +207,15 @@ static int serve(hr_reload_t *reload)
     printf("herald listening on %s%s%s:%u\n", v6 ? "[" : "", host, v6 ? "]" : "",
            hr_server_port(srv));
     fflush(stdout);
-    hr_log_info("herald %s: %d threads, endpoints /ws /broadcast /pubsub /stomp /api/ /healthz",
-                HR_VERSION_STRING, cfg->server.threads);
+    char eps[1024] = "";
+    const char *paths[] = {cfg->route_echo,  cfg->route_broadcast, cfg->route_pubsub,
+                           cfg->route_stomp, cfg->route_sse,       cfg->route_poll};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        if (strcmp(paths[i], "off") != 0)
+            snprintf(eps + strlen(eps), sizeof(eps) - strlen(eps), "%s ", paths[i]);
+    hr_log_info("herald %s: %d threads, endpoints %s/api/ /healthz /metrics%s%s", HR_VERSION_STRING,
+                cfg->server.threads, eps, cfg->web ? ", pages at / and /admin" : "",
+                cfg->redis ? ", cluster through Redis" : "");
     if (reload->path)
         hr_log_info("configuration from %s (SIGHUP re-reads it)", reload->path);
     rc = hr_server_run(srv, err, sizeof(err));
