@@ -62,10 +62,10 @@ describe('plain HTTP', () => {
     assert.match(r.text, /Allow: GET, HEAD/);
   });
 
-  test('a body above the limit -> 413, chunked -> 501, bad Content-Length -> 400, all closed', async () => {
+  test('a body above the limit -> 413, gzip-coded -> 501, bad Content-Length -> 400, all closed', async () => {
     for (const [req, want] of [
       ['POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n', 413],
-      ['POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', 501],
+      ['POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 501],
       ['POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 12a\r\n\r\n', 400],
       ['POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx', 400],
     ]) {

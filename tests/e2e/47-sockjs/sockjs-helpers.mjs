@@ -1,32 +1,10 @@
 // Helpers for the SockJS tests (docs/stomp.md, "SockJS"): raw SockJS sessions over fetch
 // (polling, streaming and eventsource receivers read frame by frame) and a @stomp/stompjs
 // client over sockjs-client with one transport forced. Every wait is bounded.
-import http from 'node:http';
 import SockJS from 'sockjs-client';
 import { Client } from '@stomp/stompjs';
 import { Sj } from '../40-stomp/stomp-helpers.mjs';
 import { withTimeout } from '../helpers/herald.mjs';
-
-// sockjs-client's Node driver writes POST bodies without a length (chunked); a browser's
-// XMLHttpRequest always sends Content-Length, and Herald's plain HTTP requests need it
-// (501 otherwise, docs/api.md). Make the driver's requests look like a browser's.
-const origRequest = http.request;
-http.request = function request(options, cb) {
-  const req = origRequest.call(this, options, cb);
-  const parts = [];
-  const write = req.write.bind(req);
-  const end = req.end.bind(req);
-  req.write = (chunk) => { parts.push(Buffer.from(chunk)); return true; };
-  req.end = (...args) => {
-    if (parts.length) {
-      const body = Buffer.concat(parts);
-      req.setHeader('Content-Length', body.length);
-      write(body);
-    }
-    return end(...args);
-  };
-  return req;
-};
 
 let n = 0;
 /** A fresh session id (sockjs-client uses 8 random characters). */

@@ -2,8 +2,8 @@
 // against Herald unchanged, with each transport forced (websocket, xhr-streaming,
 // xhr-polling, eventsource). Messages cross between SockJS and plain /stomp clients
 // both ways, queues round-robin across transports, and a client that leaves takes its
-// subscriptions with it. (sockjs-helpers.mjs gives the Node driver's POST bodies a
-// Content-Length, as browsers' XHR always does; see docs/stomp.md.)
+// subscriptions with it. (The Node driver sends its xhr_send POST bodies chunked, as
+// they are: Herald decodes chunked request bodies, docs/api.md.)
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHerald, sleep } from '../helpers/herald.mjs';
