@@ -10,9 +10,16 @@
  * the server keeps nothing, so any node (or thread) can take the next one.
  *
  * Each event's payload is the message frame's own bytes, queued by reference: only the
- * "id:" line is private to a subscriber. What this does not do: the auth webhook (a
- * token must be a JWT the server can check), and slow-consumer policies other than
- * disconnect (an SSE client that falls behind is dropped and recovers on reconnect). */
+ * "id:" line is private to a subscriber.
+ *
+ * A request is authenticated as a WebSocket handshake is (a JWT, or the auth webhook,
+ * which answers later: the request is deferred and run again with its verdict through
+ * hr_http_resume), and an SSE stream or a waiting poll of a user counts against
+ * --max-connections-per-user while it lasts, in Redis too with --redis (another wait).
+ * An SSE reader that falls behind is dropped (slow=disconnect), or, in a drop-oldest or
+ * drop-newest namespace, its stream ends cleanly after what is queued: messages are not
+ * skipped inside a stream, since a later event id would hide the loss from the
+ * reconnection (Last-Event-ID) that recovers them from history. */
 #include "server/http_stream.h"
 
 #include <jansson.h>
@@ -24,8 +31,10 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "broker/channel.h"
+#include "cluster/cluster_limits.h"
 #include "herald/error.h"
 #include "http/http_upgrade.h"
+#include "net/outq.h"
 #include "proto/json_proto.h"
 #include "proto/position.h"
 
@@ -36,6 +45,15 @@
 #define CORS_METHODS "GET, POST, OPTIONS"
 
 typedef struct hs hs_t;
+
+/* What a request holds for its stream: the grant and the --max-connections-per-user
+ * counts, carried across the waits for the auth webhook and Redis, then the stream's
+ * until it ends. */
+typedef struct held {
+    hr_auth_grant_t *grant; /* NULL: anonymous */
+    uint32_t user_limit;    /* srv->per_user handle (limits.h), 0: not counted */
+    uint8_t user_redis;     /* HR_CLUSTER_USER_* */
+} held_t;
 
 typedef struct chan {
     hs_t *hs;
@@ -54,12 +72,13 @@ struct hs {
     hr_http_token_t tok;
     hr_shard_t *sh;
     uint64_t client; /* hr_conn_id: presence */
-    hr_auth_grant_t *grant;
+    held_t held;
     bool poll;
     bool closed; /* on_close ran or the request finished: free once no answer is due */
     bool ready;  /* every subscription answered */
     bool any_since, all_recovered;
     bool overflow; /* SSE: more came before the subscribed event than --max-backlog */
+    bool ending;   /* SSE: fell behind in a drop-* namespace: ends after what is queued */
     int pending;   /* subscription answers still to come */
     uint32_t timeout_ms;
     hr_timer_t timer; /* SSE: keep-alive and token expiry; poll: timeout, or answer now */
@@ -85,17 +104,24 @@ typedef struct cors {
     char h[600];
 } cors_t;
 
-static void reply_error(hr_http_ctx_t *x, const cors_t *cors, int status, const char *code,
-                        const char *msg)
+static void reply_error_ex(hr_http_ctx_t *x, const cors_t *cors, int status, const char *code,
+                           const char *msg, const char *more)
 {
     hr_buf_t b;
     hr_buf_init(&b);
     append_error(&b, code, msg);
     char extra[800];
-    snprintf(extra, sizeof(extra), "%s%s", cors->h,
-             status == 401 ? "WWW-Authenticate: Bearer realm=\"herald\"\r\n" : "");
+    snprintf(extra, sizeof(extra), "%s%s%s", cors->h,
+             status == 401 ? "WWW-Authenticate: Bearer realm=\"herald\"\r\n" : "",
+             more ? more : "");
     hr_http_reply(x, status, "application/json", b.data, b.len, extra);
     hr_buf_deinit(&b);
+}
+
+static void reply_error(hr_http_ctx_t *x, const cors_t *cors, int status, const char *code,
+                        const char *msg)
+{
+    reply_error_ex(x, cors, status, code, msg, NULL);
 }
 
 /* The Origin policy of the WebSocket handshake (--allowed-origins): a request without
@@ -153,10 +179,53 @@ static ssize_t find_token(hr_http_ctx_t *x, char *buf, size_t cap)
     return 0;
 }
 
-/* --auth (docs/security.md) for one request: 0 with *g (NULL: anonymous), or -1 when
- * answered 401. The grant is the request's own: a keep-alive connection carries none
+/* A request waiting for the auth webhook or Redis: hr_http_resume runs it again with
+ * what the wait brought. */
+typedef struct wait {
+    hr_http_token_t tok;
+    hr_shard_t *sh;
+    bool poll;
+    int refused; /* the webhook's refusal (401, 403, 503), 0: none */
+    const char *why;
+    bool over; /* Redis: the user is at --max-connections-per-user on the live nodes */
+    held_t held;
+} wait_t;
+
+/* Gives back the user's connection slots (the grant stays: it names the user). */
+static void held_release(hr_shard_t *sh, held_t *h)
+{
+    if (h->user_limit && h->user_redis >= HR_CLUSTER_USER_LOCAL)
+        hr_cluster_limits_release(sh, h->grant->user);
+    hr_limit_release(&sh->srv->per_user, h->user_limit);
+    h->user_limit = 0;
+    h->user_redis = HR_CLUSTER_USER_NONE;
+}
+
+static void wait_free(wait_t *w)
+{
+    held_release(w->sh, &w->held);
+    hr_auth_grant_free(w->held.grant);
+    hr_free(w);
+}
+
+static void on_resume(hr_http_ctx_t *x, void *data);
+
+/* The webhook's verdict (session.c): the request runs again with it. */
+static void on_webhook(void *ctx, int status, hr_auth_grant_t *g, const char *why)
+{
+    wait_t *w = ctx;
+    w->refused = status;
+    w->why = why;
+    w->held.grant = g;
+    if (hr_http_resume(w->tok, on_resume, w) != 0)
+        wait_free(w); /* the client left meanwhile */
+}
+
+/* --auth (docs/security.md) for one request: 0 with *g (NULL: anonymous), -1 when
+ * answered (401, or 503 when the webhook cannot be asked), 1 when deferred until the auth
+ * webhook answers. The grant is the request's own: a keep-alive connection carries none
  * from one request to the next. */
-static int authenticate(hr_http_ctx_t *x, const cors_t *cors, hr_auth_grant_t **g)
+static int authenticate(hr_http_ctx_t *x, const cors_t *cors, bool poll, hr_auth_grant_t **g)
 {
     hr_server_t *srv = conn_shard(x->c)->srv;
     *g = NULL;
@@ -167,16 +236,106 @@ static int authenticate(hr_http_ctx_t *x, const cors_t *cors, hr_auth_grant_t **
     if (n == 0 && srv->sec.auth == HR_AUTH_OPTIONAL)
         return 0;
     const char *why = n < 0 ? "malformed token" : "authentication required";
-    if (n > 0) {
-        const hr_jwt_keys_t *k = &srv->sec.jwt;
-        if (!k->secret && !k->pub)
-            why = "tokens on this endpoint must be JWTs (--jwt-secret or --jwt-public-key)";
-        else if (hr_jwt_verify(tok, (size_t)n, k, (int64_t)(hr_loop_wall_ms() / 1000), g, &why) ==
-                 0)
-            return 0;
+    const hr_jwt_keys_t *k = &srv->sec.jwt;
+    if (n > 0 && (k->secret || k->pub) &&
+        hr_jwt_verify(tok, (size_t)n, k, (int64_t)(hr_loop_wall_ms() / 1000), g, &why) != 0)
+        n = 0; /* refused below with why */
+    if (n > 0 && srv->sec.auth_webhook) {
+        /* As at a WebSocket handshake: the token (verified if keys are configured) goes
+         * to the backend, whose answer decides and names the user. */
+        hr_auth_grant_free(*g);
+        *g = NULL;
+        wait_t *w = hr_calloc(1, sizeof(*w));
+        if (w) {
+            w->sh = conn_shard(x->c);
+            w->poll = poll;
+        }
+        if (!w || hr_session_ask_webhook(x->c, x->req, tok, (size_t)n, on_webhook, w) != 0) {
+            hr_free(w);
+            reply_error(x, cors, 503, "unavailable", "authentication backend unavailable");
+            return -1;
+        }
+        w->tok = hr_http_defer(x);
+        return 1;
     }
+    if (n > 0 && *g)
+        return 0;
+    if (n > 0)
+        why = "tokens on this endpoint must be JWTs (--jwt-secret or --jwt-public-key)";
     reply_error(x, cors, 401, "unauthorized", why);
     return -1;
+}
+
+/* A request run again after a wait: the webhook's refusal is answered (-1, w freed);
+ * else 0 with what w held moved to *h (w freed). */
+static int take_wait(hr_http_ctx_t *x, const cors_t *cors, wait_t *w, held_t *h, bool *over)
+{
+    if (w->refused) {
+        reply_error(x, cors, w->refused,
+                    w->refused == 401   ? "unauthorized"
+                    : w->refused == 403 ? "not_allowed"
+                                        : "unavailable",
+                    w->why ? w->why : "refused");
+        wait_free(w);
+        return -1;
+    }
+    *h = w->held;
+    *over = w->over;
+    hr_free(w);
+    return 0;
+}
+
+/* Redis' verdict on the user's count (cluster_limits.h): the request runs again. */
+static void on_cluster_user(void *ctx, int verdict)
+{
+    wait_t *w = ctx;
+    w->held.user_redis = verdict > 0   ? HR_CLUSTER_USER_COUNTED
+                         : verdict < 0 ? HR_CLUSTER_USER_LOCAL
+                                       : HR_CLUSTER_USER_NONE;
+    w->over = verdict == 0;
+    if (hr_http_resume(w->tok, on_resume, w) != 0)
+        wait_free(w);
+}
+
+/* --max-connections-per-user: a stream (or waiting poll) of an authenticated user counts
+ * as one of the user's connections, as a WebSocket does, here and with --redis in Redis.
+ * 0: counted in *h (or nothing to count), 1: deferred until Redis answers (*h moved into
+ * the wait), -1: refused (503) and answered. over: Redis said so already. */
+static int count_user(hr_http_ctx_t *x, const cors_t *cors, bool poll, held_t *h, bool over)
+{
+    hr_shard_t *sh = conn_shard(x->c);
+    hr_server_t *srv = sh->srv;
+    int max = srv->sec.max_connections_per_user;
+    const char *user = h->grant ? h->grant->user : NULL;
+    if (max <= 0 || !user || !*user)
+        return 0;
+    int rc = over ? HR_ENOBUFS : 0;
+    if (!rc && !h->user_limit)
+        rc = hr_limit_acquire(&srv->per_user, user, strlen(user), max, &h->user_limit);
+    if (rc) {
+        held_release(sh, h);
+        if (rc == HR_ENOBUFS)
+            sh->stats.limit_rejections[HR_LIMIT_MAX_CONN_PER_USER]++;
+        reply_error_ex(x, cors, 503, rc == HR_ENOBUFS ? "limit_exceeded" : "internal",
+                       rc == HR_ENOBUFS ? "too many connections for this user" : "out of memory",
+                       rc == HR_ENOBUFS ? "Retry-After: 5\r\n" : NULL);
+        return -1;
+    }
+    if (h->user_redis != HR_CLUSTER_USER_NONE || !hr_cluster_limits_active(srv))
+        return 0;
+    wait_t *w = hr_calloc(1, sizeof(*w));
+    if (!w || hr_cluster_limits_acquire(sh, user, max, on_cluster_user, w) != 0) {
+        hr_free(w);
+        h->user_redis = HR_CLUSTER_USER_LOCAL; /* Redis unreachable: the local count decides */
+        return 0;
+    }
+    w->sh = sh;
+    w->poll = poll;
+    h->user_redis = HR_CLUSTER_USER_ASKED;
+    w->held = *h;
+    *h = (held_t){0};
+    w->tok = hr_http_defer(x);
+    return 1;
 }
 
 /* ---------------------------------------------------------------- request parsing */
@@ -303,7 +462,8 @@ static hs_t *parse_request(hr_http_ctx_t *x, const cors_t *cors, bool poll)
 static void hs_free(hs_t *hs)
 {
     hr_loop_timer_stop(&hs->sh->loop, &hs->timer);
-    hr_auth_grant_free(hs->grant);
+    held_release(hs->sh, &hs->held);
+    hr_auth_grant_free(hs->held.grant);
     hr_buf_deinit(&hs->pre);
     hr_free(hs);
 }
@@ -320,6 +480,7 @@ static void on_close(void *data)
     hs_t *hs = data;
     /* The connection dropped the subscriptions already (they are in its list). */
     hs->closed = true;
+    held_release(hs->sh, &hs->held); /* the user's slot is free as the stream ends */
     if (hs->poll)
         hs->sh->stats.poll_waiting--;
     else
@@ -393,20 +554,27 @@ static void on_timer(hr_timer_t *t)
         poll_answer(hs);
         return;
     }
+    if (hs->ending) {
+        finish(hs);
+        return;
+    }
     uint64_t wall = hr_loop_wall_ms();
-    if (hs->grant && hs->grant->exp && (uint64_t)hs->grant->exp * 1000 <= wall) {
+    if (hs->held.grant && hs->held.grant->exp && (uint64_t)hs->held.grant->exp * 1000 <= wall) {
         static const char ev[] = "event: error\ndata: {\"type\":\"error\",\"code\":\"token_"
                                  "expired\",\"message\":\"token expired\"}\n\n";
         hr_http_stream_write(hs->tok, ev, sizeof(ev) - 1);
         finish(hs);
         return;
     }
-    if (hr_http_stream_write(hs->tok, ": ping\n\n", 8) != 0)
+    /* A stream with output waiting past --max-backlog is not idle: no ping, which would
+     * close it as a slow consumer whatever the namespace's slow policy. */
+    if (hr_outq_backlog(&hs->tok.c->sock.outq) <= hs->sh->srv->opt.max_backlog &&
+        hr_http_stream_write(hs->tok, ": ping\n\n", 8) != 0)
         return; /* closing: on_close follows */
     uint32_t ping = hs->sh->srv->opt.ping_interval_ms;
     uint64_t next = ping && ping < SSE_PING_MS ? ping : SSE_PING_MS;
-    if (hs->grant && hs->grant->exp) {
-        uint64_t at = (uint64_t)hs->grant->exp * 1000;
+    if (hs->held.grant && hs->held.grant->exp) {
+        uint64_t at = (uint64_t)hs->held.grant->exp * 1000;
         if (at - wall < next)
             next = at - wall;
     }
@@ -417,8 +585,26 @@ static void on_timer(hr_timer_t *t)
 
 /* Writes (or, before the subscribed event, keeps) one SSE event: "event:" line if
  * named, "id:" line with the position for a message, the payload as one data line. */
-static void sse_event(hs_t *hs, const char *event, bool with_id, hr_frame_t *f)
+static void sse_event(hs_t *hs, const char *event, bool with_id, hr_frame_t *f, hr_slice_t chan)
 {
+    hr_shard_t *sh = hs->sh;
+    if (hs->ready &&
+        (hs->ending ||
+         (hr_outq_backlog(&hs->tok.c->sock.outq) > sh->srv->opt.max_backlog &&
+          hr_channels_namespace(sh->srv, chan.ptr, chan.len)->slow != HR_SLOW_DISCONNECT))) {
+        /* Behind in a drop-* namespace: nothing more is queued, and the stream ends after
+         * what is (on the timer: a fan-out may be walking this subscription's list). The
+         * client reconnects with the id of the last event it read and recovers the rest
+         * from history; skipping messages inside the stream would hide them from that. */
+        if (!hs->ending) {
+            hs->ending = true;
+            sh->stats.limit_rejections[HR_LIMIT_MAX_BACKLOG]++;
+            hr_loop_timer_start(&sh->loop, &hs->timer, 1);
+        }
+        if (with_id)
+            sh->stats.dropped_messages++;
+        return;
+    }
     const uint8_t *payload = f->plain->data + f->hdr_len;
     size_t plen = f->payload_len;
     hr_buf_t head;
@@ -469,7 +655,8 @@ static void sse_event(hs_t *hs, const char *event, bool with_id, hr_frame_t *f)
 }
 
 /* Records a message of channel ch (NULL: came through a pattern) and passes it on. */
-static void take_message(hs_t *hs, chan_t *ch, hr_frame_t *f, uint64_t offset, const char *epoch)
+static void take_message(hs_t *hs, chan_t *ch, hr_frame_t *f, uint64_t offset, const char *epoch,
+                         hr_slice_t chan)
 {
     if (ch) {
         ch->offset = offset;
@@ -477,7 +664,7 @@ static void take_message(hs_t *hs, chan_t *ch, hr_frame_t *f, uint64_t offset, c
         ch->known = true;
     }
     if (!hs->poll) {
-        sse_event(hs, NULL, true, f);
+        sse_event(hs, NULL, true, f, chan);
         return;
     }
     if (hs->pre.len > hs->sh->srv->opt.max_backlog)
@@ -504,14 +691,14 @@ void hr_http_stream_deliver(hr_sub_t *sub, hr_frame_t *f, const hr_chan_msg_t *m
             return; /* presence events are for streams */
         const char *p = (const char *)f->plain->data + f->hdr_len;
         bool leave = f->payload_len > 15 && memcmp(p, "{\"type\":\"leave\"", 15) == 0;
-        sse_event(hs, leave ? "leave" : "join", false, f);
+        sse_event(hs, leave ? "leave" : "join", false, f, hr_slice(m->name, m->name_len));
         return;
     }
     chan_t *ch = NULL;
     for (size_t i = 0; i < hs->nch && !ch; i++)
         if (hs->ch[i].sub == sub && !hs->ch[i].pattern)
             ch = &hs->ch[i];
-    take_message(hs, ch, f, m->offset, m->epoch);
+    take_message(hs, ch, f, m->offset, m->epoch, hr_slice(m->name, m->name_len));
 }
 
 /* ---------------------------------------------------------------- subscribe */
@@ -550,7 +737,7 @@ static void sse_ready(hs_t *hs)
     hr_buf_deinit(&b);
     uint32_t ping = hs->sh->srv->opt.ping_interval_ms;
     hr_loop_timer_start(&hs->sh->loop, &hs->timer, ping && ping < SSE_PING_MS ? ping : SSE_PING_MS);
-    if (hs->grant && hs->grant->exp)
+    if (hs->held.grant && hs->held.grant->exp)
         on_timer(&hs->timer); /* arms the earlier of ping and expiry (writes one ping) */
 }
 
@@ -590,7 +777,8 @@ static void on_subscribed(void *ctx, const hr_chan_sub_result_t *r)
              * one (held back until now). */
             uint64_t first = r->top - r->nframes + 1;
             for (size_t i = 0; i < r->nframes && !hs->closed; i++)
-                take_message(hs, ch, r->frames[i], first + i, r->epoch);
+                take_message(hs, ch, r->frames[i], first + i, r->epoch,
+                             hr_slice(ch->name, ch->len));
             if (!hs->closed) {
                 ch->known = true;
                 ch->offset = r->top;
@@ -612,7 +800,7 @@ static void on_subscribed(void *ctx, const hr_chan_sub_result_t *r)
 static void subscribe_all(hs_t *hs, hr_conn_t *c)
 {
     hr_shard_t *sh = hs->sh;
-    const char *user = hs->grant ? hs->grant->user : NULL;
+    const char *user = hs->held.grant ? hs->held.grant->user : NULL;
     hs->pending = 1; /* the loop's own: no answer completes the request meanwhile */
     for (size_t i = 0; i < hs->nch; i++) {
         chan_t *ch = &hs->ch[i];
@@ -649,30 +837,43 @@ static void subscribe_all(hs_t *hs, hr_conn_t *c)
 
 /* ---------------------------------------------------------------- GET */
 
-static void handle_get(hr_http_ctx_t *x, const cors_t *cors, bool poll)
+/* w: NULL the first time, else the wait after which the request runs again. */
+static void handle_get(hr_http_ctx_t *x, const cors_t *cors, bool poll, wait_t *w)
 {
     hr_shard_t *sh = conn_shard(x->c);
-    if (poll)
-        sh->stats.poll_requests++;
-    else
-        sh->stats.sse_requests++;
-    hr_auth_grant_t *g;
-    if (authenticate(x, cors, &g) != 0)
-        return;
+    held_t held = {0};
+    bool over = false;
+    if (w) {
+        if (take_wait(x, cors, w, &held, &over) != 0)
+            return;
+    } else {
+        if (poll)
+            sh->stats.poll_requests++;
+        else
+            sh->stats.sse_requests++;
+        if (authenticate(x, cors, poll, &held.grant) != 0)
+            return; /* refused, or run again once the webhook answers */
+    }
     hs_t *hs = parse_request(x, cors, poll);
     if (!hs) {
-        hr_auth_grant_free(g);
+        held_release(sh, &held);
+        hr_auth_grant_free(held.grant);
         return;
     }
-    hs->grant = g;
+    hs->held = held;
     hs->client = hr_conn_id(x->c);
     hr_timer_init(&hs->timer, on_timer);
+    const hr_auth_grant_t *g = held.grant;
     for (size_t i = 0; i < hs->nch; i++)
         if (!hr_auth_may_subscribe(g, &sh->srv->namespaces, hs->ch[i].name, hs->ch[i].len)) {
             hs_free(hs);
             reply_error(x, cors, 403, "not_allowed", "subscribe to this channel not allowed");
             return;
         }
+    if (count_user(x, cors, poll, &hs->held, over) != 0) {
+        hs_free(hs); /* refused, or run again once Redis answers (the wait took the count) */
+        return;
+    }
     char extra[800];
     snprintf(extra, sizeof(extra), "Cache-Control: no-cache\r\n%s%s", cors->h,
              poll ? "" : "X-Accel-Buffering: no\r\n");
@@ -709,6 +910,11 @@ static void on_published(void *ctx, int err, uint64_t offset, const char *epoch)
     if (err == HR_EAGAIN) {
         status = 503;
         append_error(&b, "unavailable", "server restarting: publish again");
+    } else if (err == HR_CHAN_EUNKNOWN) {
+        status = 503;
+        append_error(&b, "unavailable",
+                     "Redis did not answer: the publish may or may not have happened; publish "
+                     "again to be sure");
     } else if (err) {
         status = 500;
         append_error(&b, "internal", "could not publish");
@@ -732,12 +938,20 @@ static void on_published(void *ctx, int err, uint64_t offset, const char *epoch)
     hr_free(o);
 }
 
-static void handle_post(hr_http_ctx_t *x, const cors_t *cors)
+static void handle_post(hr_http_ctx_t *x, const cors_t *cors, wait_t *w)
 {
     hr_shard_t *sh = conn_shard(x->c);
     hr_auth_grant_t *g;
-    if (authenticate(x, cors, &g) != 0)
-        return;
+    held_t held;
+    bool over;
+    if (w) {
+        if (take_wait(x, cors, w, &held, &over) != 0)
+            return;
+        g = held.grant;
+        (void)over; /* a publish holds no connection slot */
+    } else if (authenticate(x, cors, false, &g) != 0) {
+        return; /* refused, or run again once the webhook answers */
+    }
     json_error_t jerr;
     json_t *root = json_loadb((const char *)x->body, x->body_len, 0, &jerr);
     json_t *chan = root ? json_object_get(root, "channel") : NULL;
@@ -792,9 +1006,9 @@ static void handle(hr_http_ctx_t *x, bool poll)
     if (!check_origin(x, &cors))
         return;
     if (is_method(x, "GET")) {
-        handle_get(x, &cors, poll);
+        handle_get(x, &cors, poll, NULL);
     } else if (is_method(x, "POST")) {
-        handle_post(x, &cors);
+        handle_post(x, &cors, NULL);
     } else if (is_method(x, "OPTIONS")) {
         char extra[1000];
         snprintf(extra, sizeof(extra),
@@ -812,6 +1026,18 @@ static void handle(hr_http_ctx_t *x, bool poll)
         hr_http_reply(x, 405, "application/json", b.data, b.len, extra);
         hr_buf_deinit(&b);
     }
+}
+
+static void on_resume(hr_http_ctx_t *x, void *data)
+{
+    wait_t *w = data;
+    cors_t cors;
+    if (!check_origin(x, &cors))
+        wait_free(w);
+    else if (is_method(x, "POST"))
+        handle_post(x, &cors, w);
+    else
+        handle_get(x, &cors, w->poll, w);
 }
 
 void hr_http_sse_handle(hr_http_ctx_t *x, void *data)

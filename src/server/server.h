@@ -22,6 +22,7 @@
 #include "proto/frame_cache.h"
 #include "ws/deflate.h"
 #include "http/http_parse.h"
+#include "http/http_chunked.h"
 #include "http/forwarded.h"
 #include "ws/ws_conn.h"
 #include "server/limits.h"
@@ -114,6 +115,10 @@ typedef struct hr_conn_deflate {
     void *stream_data;
     bool stream_chunked; /* HTTP/1.1: chunked body; HTTP/1.0: raw body until close */
     bool stream_keep;    /* keep-alive after hr_http_stream_end */
+    /* A chunked request body, decoded in place behind its head (session.c decode_chunked). */
+    bool body_chunked;  /* chunked holds the state of the request at the buffer's front */
+    size_t chunked_len; /* once complete: that request's bytes in the head buffer */
+    hr_http_chunked_t chunked;
 } hr_conn_deflate_t;
 
 /* A WebSocket connection. Its size is the idle-memory budget (bench: RSS per idle
@@ -430,5 +435,19 @@ int hr_conn_authenticate(hr_conn_t *c, const char *tok, size_t len, const char *
  * herald_limit_rejections_total; the caller refuses: 503 at the handshake, STOMP ERROR
  * and 1013 at CONNECT), HR_ENOMEM. */
 int hr_session_count_user(hr_conn_t *c);
+/* session.c: the auth webhook's verdict: status 0 and g (the callee's to keep or free),
+ * or the status to refuse with (401, 403; 503 when the backend is unreachable or its
+ * answer unusable) and why (a static string), g NULL. */
+typedef void (*hr_session_auth_cb)(void *ctx, int status, hr_auth_grant_t *g, const char *why);
+/* session.c: asks --auth-webhook about request req of c, bearing token tok[0..tok_len)
+ * (the body docs/security.md describes; path: req's path). 0: cb(ctx, ...) runs later on
+ * c's thread, always once, even if c is gone by then; else a negative code, cb never runs. */
+int hr_session_ask_webhook(hr_conn_t *c, const hr_http_request_t *req, const char *tok,
+                           size_t tok_len, hr_session_auth_cb cb, void *ctx);
+/* session.c: runs fn(x, data) again for a request deferred with hr_http_defer (the
+ * request is still at the front of the connection's buffer), as if it had just come:
+ * fn answers, defers again or starts a stream, and pipelined requests follow. 0, or
+ * HR_ECLOSED when the connection is gone (fn does not run). */
+int hr_http_resume(hr_http_token_t t, hr_http_handler_fn fn, void *data);
 
 #endif

@@ -849,17 +849,18 @@ typedef struct auth_op {
     uint32_t seq;
 } auth_op_t;
 
-/* The auth webhook answered: 200 {"user", "channels"} accepts (the handshake goes on
- * from the request kept in the head buffer), 401 or 403 refuses with that status, and
- * anything else (unreachable, other statuses, a malformed answer) is a 503. */
-static void on_auth_answer(void *ctx, const hr_http_result_t *r)
+/* The auth webhook's verdict on a handshake: accepted, the handshake goes on from the
+ * request kept in the head buffer; refused with the verdict's status. */
+static void on_auth_answer(void *ctx, int status, hr_auth_grant_t *g, const char *why)
 {
     auth_op_t *o = ctx;
     hr_conn_t *c = o->c;
     bool mine = c->seq == o->seq && c->phase == HR_PHASE_HTTP_WAIT && !c->opened;
     hr_free(o);
-    if (!mine)
-        return; /* gone (handshake timeout, peer closed) */
+    if (!mine) {
+        hr_auth_grant_free(g); /* gone (handshake timeout, peer closed) */
+        return;
+    }
     hr_http_header_t headers[MAX_HEADERS];
     hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
     int st;
@@ -867,9 +868,33 @@ static void on_auth_answer(void *ctx, const hr_http_result_t *r)
                                       &req, &st);
     c->phase = HR_PHASE_HTTP;
     if (n <= 0) {
+        hr_auth_grant_free(g);
         http_fail(c, 500, "lost the request", NULL);
         return;
     }
+    if (status == 0 && attach_grant(c, g) != 0) {
+        status = 503;
+        why = "out of memory";
+    }
+    if (status) {
+        refuse(c, &req, status, why, status == 401 ? WWW_AUTH_INVALID : NULL);
+        return;
+    }
+    resume_upgrade(c, &req, n);
+}
+
+typedef struct webhook_op {
+    hr_session_auth_cb cb;
+    void *ctx;
+} webhook_op_t;
+
+/* The auth webhook answered: 200 {"user", "channels"} accepts, 401 or 403 refuses with
+ * that status, and anything else (unreachable, other statuses, a malformed answer) is a
+ * 503. */
+static void on_webhook_answer(void *ctx, const hr_http_result_t *r)
+{
+    webhook_op_t o = *(webhook_op_t *)ctx;
+    hr_free(ctx);
     hr_auth_grant_t *g = NULL;
     const char *why = "authentication backend unavailable";
     int status = 503;
@@ -884,18 +909,14 @@ static void on_auth_answer(void *ctx, const hr_http_result_t *r)
     } else if (hr_auth_grant_parse((const char *)r->body, r->body_len, "user", &g, &why) != 0) {
         hr_log_warn("auth webhook answer: %s", why);
         why = "authentication backend answer invalid";
-    } else if (attach_grant(c, g) == 0) {
+    } else {
         status = 0;
     }
-    if (status) {
-        refuse(c, &req, status, why, status == 401 ? WWW_AUTH_INVALID : NULL);
-        return;
-    }
-    resume_upgrade(c, &req, n);
+    o.cb(o.ctx, status, g, status ? why : NULL);
 }
 
-/* Asks the auth webhook about a handshake with token tok. 1 (answer pending) or -1. */
-static int ask_webhook(hr_conn_t *c, const hr_http_request_t *req, hr_slice_t tok)
+int hr_session_ask_webhook(hr_conn_t *c, const hr_http_request_t *req, const char *tok,
+                           size_t tok_len, hr_session_auth_cb cb, void *ctx)
 {
     hr_shard_t *sh = conn_shard(c);
     hr_server_t *srv = sh->srv;
@@ -921,25 +942,38 @@ static int ask_webhook(hr_conn_t *c, const hr_http_request_t *req, hr_slice_t to
         json_object_set_new(hs, name, json_stringn(h->value, h->value_len));
     }
     json_object_set_new(body, "headers", hs);
-    json_object_set_new(body, "token", json_stringn(tok.ptr, tok.len));
+    json_object_set_new(body, "token", json_stringn(tok, tok_len));
     json_object_set_new(body, "client", json_string(addr));
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    auth_op_t *o = text ? hr_malloc(sizeof(*o)) : NULL;
+    webhook_op_t *o = text ? hr_malloc(sizeof(*o)) : NULL;
     hr_http_client_t *hc = o ? hr_stomp_http(sh) : NULL;
+    int rc = HR_ENOMEM;
+    if (hc) {
+        o->cb = cb;
+        o->ctx = ctx;
+        rc = hr_http_client_post(hc, srv->sec.auth_webhook, "application/json", text, strlen(text),
+                                 NULL, AUTH_WEBHOOK_TIMEOUT_MS, 65536, on_webhook_answer, o);
+    }
+    free(text);
+    if (rc)
+        hr_free(o);
+    return rc;
+}
+
+/* Asks the auth webhook about a handshake with token tok. 1 (answer pending) or -1. */
+static int ask_webhook(hr_conn_t *c, const hr_http_request_t *req, hr_slice_t tok)
+{
+    auth_op_t *o = hr_malloc(sizeof(*o));
     if (o) {
         o->c = c;
         o->seq = c->seq;
     }
-    if (!hc ||
-        hr_http_client_post(hc, srv->sec.auth_webhook, "application/json", text, strlen(text), NULL,
-                            AUTH_WEBHOOK_TIMEOUT_MS, 65536, on_auth_answer, o) != 0) {
-        free(text);
+    if (!o || hr_session_ask_webhook(c, req, tok.ptr, tok.len, on_auth_answer, o) != 0) {
         hr_free(o);
         refuse(c, req, 503, "authentication backend unavailable", NULL);
         return -1;
     }
-    free(text);
     c->phase = HR_PHASE_HTTP_WAIT;
     return 1;
 }
@@ -1198,7 +1232,7 @@ static long long body_length(const hr_http_request_t *req, size_t max_body, int 
 {
     *status = 0;
     if (hr_http_find_header(req, "Transfer-Encoding")) {
-        *status = 501; /* chunked request bodies: not needed by the API, refused clearly */
+        *status = 400; /* framed by hr_http_chunked_framing, never by a length */
         return -1;
     }
     const hr_http_header_t *h = hr_http_find_header(req, "Content-Length");
@@ -1222,6 +1256,19 @@ static long long body_length(const hr_http_request_t *req, size_t max_body, int 
         return -1;
     }
     return n;
+}
+
+/* The bytes of the answered request at the front of the head buffer (head and body as
+ * kept: a chunked body decoded), or -1; the next request there starts afresh. */
+static long long front_len(hr_conn_t *c, const hr_http_request_t *req, size_t n)
+{
+    if (c->dfl && c->dfl->body_chunked) {
+        c->dfl->body_chunked = false;
+        return (long long)c->dfl->chunked_len;
+    }
+    int st;
+    long long b = body_length(req, conn_shard(c)->srv->max_body, &st);
+    return b < 0 ? -1 : (long long)n + b;
 }
 
 static bool is_head(const hr_http_request_t *req)
@@ -1292,18 +1339,71 @@ void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type
     int st;
     ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
                                       &req, &st);
-    long long blen = n > 0 ? body_length(&req, conn_shard(c)->srv->max_body, &st) : -1;
-    bool keep = n > 0 && blen >= 0 && wants_keep_alive(&req);
+    long long total = n > 0 ? front_len(c, &req, (size_t)n) : -1;
+    bool keep = n > 0 && total >= 0 && wants_keep_alive(&req);
     c->phase = HR_PHASE_HTTP;
     access_log(c, n > 0 ? &req : NULL, status, NULL);
     write_reply(c, keep, status, content_type, body, len, extra_headers, n > 0 && is_head(&req));
     if (!keep)
         return;
-    hr_buf_consume(&c->u.head, (size_t)n + (size_t)blen);
+    hr_buf_consume(&c->u.head, (size_t)total);
     if (c->u.head.len)
         process_http(c, c->u.head.data, c->u.head.len, true); /* pipelined requests */
     else
         hr_buf_deinit(&c->u.head);
+}
+
+int hr_http_resume(hr_http_token_t t, hr_http_handler_fn fn, void *data)
+{
+    hr_conn_t *c = t.c;
+    if (!c || c->seq != t.seq || c->phase != HR_PHASE_HTTP_WAIT)
+        return HR_ECLOSED;
+    hr_shard_t *sh = conn_shard(c);
+    hr_http_header_t headers[MAX_HEADERS];
+    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
+    int st;
+    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
+                                      &req, &st);
+    long long blen = -1, total = -1;
+    if (n > 0 && c->dfl && c->dfl->body_chunked) { /* decoded in place behind the head */
+        blen = (long long)c->dfl->chunked.body_len;
+        total = (long long)c->dfl->chunked_len;
+    } else if (n > 0 && (blen = body_length(&req, sh->srv->max_body, &st)) >= 0) {
+        total = n + blen;
+    }
+    c->phase = HR_PHASE_HTTP;
+    if (total < 0 || c->u.head.len < (size_t)total) {
+        http_fail(c, 500, "lost the request", NULL);
+        return 0;
+    }
+    const char *q = memchr(req.target, '?', req.target_len);
+    size_t plen = q ? (size_t)(q - req.target) : req.target_len;
+    hr_http_ctx_t x = {.c = c,
+                       .req = &req,
+                       .path = req.target,
+                       .path_len = plen,
+                       .query = q ? q + 1 : NULL,
+                       .query_len = q ? req.target_len - plen - 1 : 0,
+                       .body = c->u.head.data + n,
+                       .body_len = (size_t)blen,
+                       .keep_alive = wants_keep_alive(&req)};
+    hr_http_ctx_t *outer = sh->http_current;
+    sh->http_current = &x;
+    fn(&x, data);
+    sh->http_current = outer;
+    if (!x.answered)
+        hr_http_reply(&x, 500, NULL, "no answer\n", 10, NULL);
+    if (c->phase != HR_PHASE_HTTP)
+        return 0; /* waits again, streams (the request stays in the buffer), or closes */
+    /* Answered: as hr_http_reply_token, serve what was pipelined behind it. */
+    if (c->dfl)
+        c->dfl->body_chunked = false;
+    hr_buf_consume(&c->u.head, (size_t)total);
+    if (c->u.head.len)
+        process_http(c, c->u.head.data, c->u.head.len, true);
+    else
+        hr_buf_deinit(&c->u.head);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- streamed answers */
@@ -1445,13 +1545,13 @@ void hr_http_stream_end(hr_http_token_t t)
     int st;
     ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
                                       &req, &st);
-    long long blen = n > 0 ? body_length(&req, conn_shard(c)->srv->max_body, &st) : -1;
-    if (blen < 0) {
+    long long total = n > 0 ? front_len(c, &req, (size_t)n) : -1;
+    if (total < 0) {
         c->phase = HR_PHASE_CLOSING;
         hr_sock_close(&c->sock);
         return;
     }
-    hr_buf_consume(&c->u.head, (size_t)n + (size_t)blen);
+    hr_buf_consume(&c->u.head, (size_t)total);
     if (c->u.head.len)
         process_http(c, c->u.head.data, c->u.head.len, true);
     else
@@ -1465,6 +1565,46 @@ static bool keep_bytes(hr_conn_t *c, const uint8_t *buf, size_t blen, bool in_he
         return true;
     http_fail(c, 503, "out of memory", NULL);
     return false;
+}
+
+/* Decodes the chunked body of the request whose head is buf[0..n), in place: the data
+ * follows the head, and a partial body is kept as head + data so far (its framing
+ * dropped), so the buffer never holds more than --max-header + --max-body. Returns the
+ * request's bytes in buf once complete (the rest is pipelined), 0 when more is needed, or
+ * -1 after refusing it (400 malformed, 413 over --max-body, 431 trailers). */
+static long long decode_chunked(hr_conn_t *c, const hr_http_request_t *req, uint8_t *buf,
+                                size_t blen, size_t n, bool in_head, size_t *body_len)
+{
+    if (!c->dfl && !(c->dfl = hr_calloc(1, sizeof(*c->dfl)))) {
+        refuse(c, req, 503, "out of memory", NULL);
+        return -1;
+    }
+    hr_http_chunked_t *d = &c->dfl->chunked;
+    if (!in_head || !c->dfl->body_chunked) {
+        hr_http_chunked_init(d, conn_shard(c)->srv->max_body);
+        c->dfl->body_chunked = true;
+    }
+    size_t at = n + d->body_len, out;
+    ssize_t r = hr_http_chunked_feed(d, buf + at, blen - at, &out);
+    if (r == HR_EAGAIN) {
+        if (in_head)
+            c->u.head.len = at + out;
+        else
+            keep_bytes(c, buf, at + out, false);
+        return 0;
+    }
+    if (r < 0) {
+        int st = hr_http_chunked_status(d);
+        refuse(c, req, st,
+               st == 413   ? "request body too large"
+               : st == 431 ? "chunked trailer section too large"
+                           : "malformed chunked request body",
+               NULL);
+        return -1;
+    }
+    *body_len = d->body_len;
+    c->dfl->chunked_len = at + (size_t)r;
+    return (long long)c->dfl->chunked_len;
 }
 
 /* Serves the requests in buf[0..blen): plain HTTP ones while the connection stays in the
@@ -1520,19 +1660,35 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
                 hr_buf_deinit(&head);
             return;
         }
-        long long body = body_length(&req, srv->max_body, &status);
-        if (body < 0) {
-            refuse(c, &req, status,
-                   status == 413   ? "request body too large"
-                   : status == 501 ? "Transfer-Encoding not supported: send Content-Length"
-                                   : "invalid Content-Length",
+        /* RFC 9112 §6.1: Transfer-Encoding frames the body (chunked only), or Content-Length. */
+        int framing = hr_http_chunked_framing(&req);
+        if (framing > 1) {
+            refuse(c, &req, framing,
+                   framing == 501 ? "Transfer-Encoding not supported: only chunked"
+                                  : "invalid Transfer-Encoding (with Content-Length, in "
+                                    "HTTP/1.0, or not ending in chunked)",
                    NULL);
             return;
         }
-        size_t total = (size_t)n + (size_t)body;
-        if (blen < total) {
-            keep_bytes(c, buf, blen, in_head);
-            return;
+        size_t body_len = 0, total;
+        if (framing == 1) {
+            long long t = decode_chunked(c, &req, buf, blen, (size_t)n, in_head, &body_len);
+            if (t <= 0)
+                return;
+            total = (size_t)t;
+        } else {
+            long long body = body_length(&req, srv->max_body, &status);
+            if (body < 0) {
+                refuse(c, &req, status,
+                       status == 413 ? "request body too large" : "invalid Content-Length", NULL);
+                return;
+            }
+            body_len = (size_t)body;
+            total = (size_t)n + body_len;
+            if (blen < total) {
+                keep_bytes(c, buf, blen, in_head);
+                return;
+            }
         }
         hr_http_ctx_t x = {.c = c,
                            .req = &req,
@@ -1541,7 +1697,7 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
                            .query = q ? q + 1 : NULL,
                            .query_len = q ? req.target_len - plen - 1 : 0,
                            .body = buf + n,
-                           .body_len = (size_t)body,
+                           .body_len = body_len,
                            .keep_alive = wants_keep_alive(&req)};
         hr_shard_t *sh = conn_shard(c);
         sh->http_current = &x;
@@ -1557,6 +1713,8 @@ static void process_http(hr_conn_t *c, uint8_t *buf, size_t blen, bool in_head)
         }
         if (c->phase != HR_PHASE_HTTP)
             return; /* closing */
+        if (framing == 1)
+            c->dfl->body_chunked = false; /* answered: the next request starts afresh */
         if (in_head) {
             hr_buf_consume(&c->u.head, total);
             buf = c->u.head.data;
