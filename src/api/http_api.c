@@ -128,6 +128,7 @@ typedef struct pub_batch {
     hr_http_token_t tok;
     size_t n, done, failed;
     size_t unavailable; /* of failed: the server is handing over (handoff.c) */
+    size_t unknown;     /* of failed: --redis, Redis did not answer (HR_CHAN_EUNKNOWN) */
     char *data;         /* compact JSON of the value */
     struct {
         char *channel;
@@ -158,6 +159,18 @@ static void batch_done(pub_batch_t *b, bool single)
         hr_buf_t e;
         hr_buf_init(&e);
         error_body(&e, "unavailable", "server restarting: publish again");
+        hr_http_reply_token(b->tok, 503, JSON_TYPE, e.data, e.len, "Retry-After: 1\r\n");
+        hr_buf_deinit(&e);
+        batch_free(b);
+        return;
+    }
+    if (b->unknown) {
+        /* Redis may or may not have published: sending again is at-least-once. */
+        hr_buf_t e;
+        hr_buf_init(&e);
+        error_body(&e, "unavailable",
+                   "Redis did not answer: the publish may or may not have happened; publish "
+                   "again to be sure");
         hr_http_reply_token(b->tok, 503, JSON_TYPE, e.data, e.len, "Retry-After: 1\r\n");
         hr_buf_deinit(&e);
         batch_free(b);
@@ -198,6 +211,7 @@ static void on_published(void *ctx, int err, uint64_t offset, const char *epoch)
     if (err) {
         b->failed++;
         b->unavailable += err == HR_EAGAIN;
+        b->unknown += err == HR_CHAN_EUNKNOWN;
     } else {
         b->items[s->i].offset = offset;
         snprintf(b->items[s->i].epoch, sizeof(b->items[s->i].epoch), "%s", epoch);

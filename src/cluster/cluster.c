@@ -57,6 +57,7 @@ typedef struct cmd {
     hr_cluster_script_t *script; /* EVALSHA: retried as EVAL on NOSCRIPT */
     uint64_t deadline_ms;
     bool answered, retried;
+    bool tracked, sent; /* sent: handed to hiredis at least once */
     int argc;
     const char **argv;
     size_t *argvlen;
@@ -66,7 +67,10 @@ typedef struct answer {
     hr_cluster_reply_cb cb;
     void *ctx;
     hr_cluster_reply_t *r;
+    bool unknown;
 } answer_t;
+
+static const hr_cluster_reply_t unknown_reply = {.type = HR_CLUSTER_REPLY_UNKNOWN};
 
 typedef struct waiter {
     struct waiter *next;
@@ -130,8 +134,23 @@ static void random_id(char *out, size_t n)
     out[n] = 0;
 }
 
+/* Every script, loaded on each new command connection before anything else is sent on
+ * it: a node's EVALSHAs then never meet NOSCRIPT. Relying on the NOSCRIPT fallback
+ * alone would reorder a publisher's messages: when another node loads the script
+ * between two of this node's EVALSHAs, the first fails, the next ones run, and the
+ * first is retried as EVAL after them. (After a SCRIPT FLUSH on a live connection that
+ * can still happen: the fallback keeps such messages, out of order.) */
+#define MAX_SCRIPTS 16
+static hr_cluster_script_t *all_scripts[MAX_SCRIPTS];
+static int nscripts;
+
 void hr_cluster_script_init(hr_cluster_script_t *s, const char *lua)
 {
+    bool known = false;
+    for (int i = 0; i < nscripts; i++)
+        known |= all_scripts[i] == s;
+    if (!known && nscripts < MAX_SCRIPTS)
+        all_scripts[nscripts++] = s;
     uint8_t d[SHA_DIGEST_LENGTH];
     SHA1((const uint8_t *)lua, strlen(lua), d);
     s->lua = lua;
@@ -246,7 +265,7 @@ static void deliver_answer(void *ctx, void *arg)
 {
     (void)ctx;
     answer_t *a = arg;
-    a->cb(a->ctx, a->r);
+    a->cb(a->ctx, a->unknown ? &unknown_reply : a->r);
     hr_cluster__reply_free(a->r);
     hr_free(a);
 }
@@ -268,7 +287,9 @@ static void answer(cmd_t *c, hr_cluster_reply_t *r)
         hr_cluster__reply_free(r);
         return; /* without memory the asker never hears back */
     }
-    *a = (answer_t){.cb = c->cb, .ctx = c->ctx, .r = r};
+    /* No answer to a command Redis may have run: a tracked asker must not assume it
+     * did not (a publish would be delivered twice). */
+    *a = (answer_t){.cb = c->cb, .ctx = c->ctx, .r = r, .unknown = !r && c->tracked && c->sent};
     hr_server__post(c->sh, deliver_answer, a);
 }
 
@@ -282,10 +303,11 @@ static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *priv);
 static int cmd_send(struct hr_cluster *cl, cmd_t *c)
 {
     c->deadline_ms = cl->loop.now_ms + HR_CLUSTER_TIMEOUT_MS;
-    return redisAsyncCommandArgv(cl->cmd.ac, on_cmd_reply, c, c->argc, c->argv, c->argvlen) ==
-                   REDIS_OK
-               ? 0
-               : HR_ECLOSED;
+    if (redisAsyncCommandArgv(cl->cmd.ac, on_cmd_reply, c, c->argc, c->argv, c->argvlen) !=
+        REDIS_OK)
+        return HR_ECLOSED;
+    c->sent = true;
+    return 0;
 }
 
 static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -329,7 +351,8 @@ static void run_cmd(void *ctx, void *arg)
 }
 
 static int submit(hr_shard_t *sh, hr_cluster_script_t *script, int nkeys, int argc,
-                  const char **argv, const size_t *argvlen, hr_cluster_reply_cb cb, void *ctx)
+                  const char **argv, const size_t *argvlen, hr_cluster_reply_cb cb, void *ctx,
+                  bool tracked)
 {
     struct hr_cluster *cl = sh->srv->redis.cl;
     if (!cl)
@@ -343,7 +366,7 @@ static int submit(hr_shard_t *sh, hr_cluster_script_t *script, int nkeys, int ar
     cmd_t *c = hr_malloc(bytes);
     if (!c)
         return HR_ENOMEM;
-    *c = (cmd_t){.sh = sh, .cb = cb, .ctx = ctx, .script = script, .argc = n};
+    *c = (cmd_t){.sh = sh, .cb = cb, .ctx = ctx, .script = script, .argc = n, .tracked = tracked};
     c->argv = (const char **)(c + 1);
     c->argvlen = (size_t *)(c->argv + n);
     char *p = (char *)(c->argvlen + n);
@@ -371,13 +394,20 @@ static int submit(hr_shard_t *sh, hr_cluster_script_t *script, int nkeys, int ar
 int hr_cluster_command(hr_shard_t *sh, hr_cluster_reply_cb cb, void *ctx, int argc,
                        const char **argv, const size_t *argvlen)
 {
-    return submit(sh, NULL, 0, argc, argv, argvlen, cb, ctx);
+    return submit(sh, NULL, 0, argc, argv, argvlen, cb, ctx, false);
 }
 
 int hr_cluster_eval(hr_shard_t *sh, hr_cluster_script_t *s, int nkeys, int argc, const char **argv,
                     const size_t *argvlen, hr_cluster_reply_cb cb, void *ctx)
 {
-    return submit(sh, s, nkeys, argc, argv, argvlen, cb, ctx);
+    return submit(sh, s, nkeys, argc, argv, argvlen, cb, ctx, false);
+}
+
+int hr_cluster_eval_tracked(hr_shard_t *sh, hr_cluster_script_t *s, int nkeys, int argc,
+                            const char **argv, const size_t *argvlen, hr_cluster_reply_cb cb,
+                            void *ctx)
+{
+    return submit(sh, s, nkeys, argc, argv, argvlen, cb, ctx, true);
 }
 
 /* ---------------------------------------------------------------- subscriptions */
@@ -763,6 +793,8 @@ static int connect_one(struct hr_cluster *cl, conn_t *c, bool is_sub)
     } else {
         if (cl->db)
             redisAsyncCommand(ac, on_ignore, NULL, "SELECT %d", cl->db);
+        for (int i = 0; i < nscripts; i++)
+            redisAsyncCommand(ac, on_ignore, NULL, "SCRIPT LOAD %s", all_scripts[i]->lua);
         load_function(cl, ac);
     }
     return 0;

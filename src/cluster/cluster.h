@@ -20,6 +20,8 @@ enum {
     HR_CLUSTER_REPLY_NIL = 4,
     HR_CLUSTER_REPLY_STATUS = 5,
     HR_CLUSTER_REPLY_ERROR = 6,
+    /* Not from Redis: hr_cluster_eval_tracked's "sent, no answer" (Redis may have run it). */
+    HR_CLUSTER_REPLY_UNKNOWN = 100,
 };
 
 /* A Redis reply copied out of hiredis (which frees its own after the callback). */
@@ -70,6 +72,13 @@ void hr_cluster_script_init(hr_cluster_script_t *s, const char *lua);
  * contract as hr_cluster_command. */
 int hr_cluster_eval(hr_shard_t *sh, hr_cluster_script_t *s, int nkeys, int argc, const char **argv,
                     const size_t *argvlen, hr_cluster_reply_cb cb, void *ctx);
+/* As hr_cluster_eval, but tells "never sent" (Redis known down, the in-flight limit: cb
+ * gets NULL, the script did not run) from "sent, no answer" (the timeout, or the
+ * connection lost after sending: cb gets a reply of type HR_CLUSTER_REPLY_UNKNOWN, the
+ * script may have run). For scripts whose effects must not be repeated locally. */
+int hr_cluster_eval_tracked(hr_shard_t *sh, hr_cluster_script_t *s, int nkeys, int argc,
+                            const char **argv, const size_t *argvlen, hr_cluster_reply_cb cb,
+                            void *ctx);
 
 /* Counters for /metrics (any thread). */
 typedef struct hr_cluster_stats {
@@ -89,6 +98,18 @@ void hr_cluster_stop(hr_server_t *srv);
 extern hr_cluster_script_t hr_cluster_publish_script, hr_cluster_read_script;
 extern hr_cluster_script_t hr_cluster_presence_script, hr_cluster_presence_query_script;
 extern hr_cluster_script_t hr_cluster_presence_resync_script;
+/* reply.c: what the publish script's answer x (from hr_cluster_eval_tracked) means.
+ * DONE: Redis stored and PUBLISHed it, *offset and *epoch (x's string) are set. NOT_RUN:
+ * never sent (x NULL: Redis known down) or refused (an error answer: the script's
+ * PUBLISH is its last call). UNKNOWN: sent and not answered, or an answer the script
+ * never gives: it may have been PUBLISHed. */
+typedef enum {
+    HR_CLUSTER_PUB_DONE,
+    HR_CLUSTER_PUB_NOT_RUN,
+    HR_CLUSTER_PUB_UNKNOWN,
+} hr_cluster_pub_outcome_t;
+hr_cluster_pub_outcome_t hr_cluster_publish_outcome(const hr_cluster_reply_t *x, uint64_t *offset,
+                                                    const char **epoch);
 /* reply.c: a deep copy of a hiredis reply (NULL on out of memory), and its free. */
 struct redisReply;
 hr_cluster_reply_t *hr_cluster__reply_copy(const struct redisReply *x);
@@ -96,6 +117,8 @@ void hr_cluster__reply_free(hr_cluster_reply_t *r);
 /* scripts.c, for cluster.c: hashes the scripts (before the workers start); builds the
  * Redis 7 function library for backends into b (0, or -1 out of memory). */
 void hr_cluster__scripts_init(void);
+/* cluster_limits.c: registers the per-user limit's scripts (idempotent). */
+void hr_cluster__limits_scripts_init(void);
 int hr_cluster__function_build(hr_buf_t *b, const char *prefix);
 
 /* Subscription interest of one shard in a channel (exact) or a Herald pattern: the node

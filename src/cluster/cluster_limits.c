@@ -80,6 +80,11 @@ static void init_scripts(void)
     hr_cluster_script_init(&resync_script, resync_lua);
 }
 
+void hr_cluster__limits_scripts_init(void)
+{
+    pthread_once(&scripts_once, init_scripts);
+}
+
 /* Longest key or field we build: prefix and user are bounded by the caller's checks;
  * anything longer is refused to Redis (counted locally only). */
 #define KEY_MAX 512

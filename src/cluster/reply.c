@@ -17,6 +17,21 @@ void hr_cluster__reply_free(hr_cluster_reply_t *r)
     hr_free(r);
 }
 
+hr_cluster_pub_outcome_t hr_cluster_publish_outcome(const hr_cluster_reply_t *x, uint64_t *offset,
+                                                    const char **epoch)
+{
+    if (!x || x->type == HR_CLUSTER_REPLY_ERROR)
+        return HR_CLUSTER_PUB_NOT_RUN;
+    /* {offset, epoch, time_ms} (scripts.c) */
+    if (x->type != HR_CLUSTER_REPLY_ARRAY || x->n < 2 ||
+        x->elem[0]->type != HR_CLUSTER_REPLY_INTEGER || x->elem[0]->integer <= 0 ||
+        x->elem[1]->type != HR_CLUSTER_REPLY_STRING)
+        return HR_CLUSTER_PUB_UNKNOWN;
+    *offset = (uint64_t)x->elem[0]->integer;
+    *epoch = x->elem[1]->str;
+    return HR_CLUSTER_PUB_DONE;
+}
+
 hr_cluster_reply_t *hr_cluster__reply_copy(const struct redisReply *x)
 {
     hr_cluster_reply_t *r = hr_calloc(1, sizeof(*r));

@@ -148,4 +148,5 @@ void hr_cluster__scripts_init(void)
     hr_cluster_script_init(&hr_cluster_presence_script, presence_lua);
     hr_cluster_script_init(&hr_cluster_presence_query_script, presence_query_lua);
     hr_cluster_script_init(&hr_cluster_presence_resync_script, presence_resync_lua);
+    hr_cluster__limits_scripts_init(); /* all registered before the bridge connects */
 }

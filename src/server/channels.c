@@ -143,7 +143,7 @@ static void on_gc(hr_timer_t *t)
             hr_chan_home_t *next = c->next;
             hr_history_expire(&c->history, wall);
             if (hr_history_count(&c->history) == 0 && hr_presence_count(&c->presence) == 0 &&
-                now - c->last_used_ms > HOME_IDLE_MS)
+                !c->presence_dirty && now - c->last_used_ms > HOME_IDLE_MS)
                 free_home(sh, c);
             c = next;
         }
@@ -477,16 +477,26 @@ static uint64_t redis_keep_ms(const hr_namespace_t *ns)
 static void on_redis_published(void *ctx, const hr_cluster_reply_t *x)
 {
     pub_req_t *r = ctx;
-    if (x && x->type == HR_CLUSTER_REPLY_ARRAY && x->n >= 2 &&
-        x->elem[0]->type == HR_CLUSTER_REPLY_INTEGER && x->elem[0]->integer > 0 &&
-        x->elem[1]->type == HR_CLUSTER_REPLY_STRING) {
+    const char *epoch = "";
+    switch (hr_cluster_publish_outcome(x, &r->offset, &epoch)) {
+    case HR_CLUSTER_PUB_DONE:
         /* Delivery, this node's included, comes back through the Redis subscription. */
-        r->offset = (uint64_t)x->elem[0]->integer;
-        snprintf(r->epoch, sizeof(r->epoch), "%s", x->elem[1]->str);
+        snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
         pub_reply(NULL, r);
         return;
+    case HR_CLUSTER_PUB_UNKNOWN:
+        /* Sent, no answer: Redis may have published it, and then this node's subscribers
+         * get it from there. Delivering it here too could give it twice; the publisher
+         * is told and may send it again. */
+        r->offset = 0;
+        r->err = HR_CHAN_EUNKNOWN;
+        pub_reply(NULL, r);
+        return;
+    case HR_CLUSTER_PUB_NOT_RUN:
+        break;
     }
-    /* Redis went away (or refused): this node's subscribers still get it. */
+    /* Never sent (Redis known down) or refused by Redis before it published: this
+     * node's subscribers still get it. */
     r->outage = true;
     hr_server__run_on(r->from, hr_server__home(r->from->srv, r->buf, r->name_len), pub_at_home, r);
 }
@@ -503,7 +513,8 @@ static int redis_publish(hr_shard_t *sh, pub_req_t *r)
     const char *argv[7] = {prefix, r->buf, r->buf + r->name_len + 1, node, size, keep, cand};
     size_t lens[7] = {strlen(prefix), r->name_len,  r->data_len, strlen(node),
                       strlen(size),   strlen(keep), strlen(cand)};
-    return hr_cluster_eval(sh, &hr_cluster_publish_script, 0, 7, argv, lens, on_redis_published, r);
+    return hr_cluster_eval_tracked(sh, &hr_cluster_publish_script, 0, 7, argv, lens,
+                                   on_redis_published, r);
 }
 
 /* Redis is down: the home gives the message an offset under an epoch that exists only
@@ -727,14 +738,49 @@ static void presence_event(hr_shard_t *home, const hr_chan_home_t *c, hr_jp_pres
         fan_out(home, c, f, 0, 0);
 }
 
+/* --redis: a presence write of one channel, on its home: its name until Redis answers. */
+typedef struct presence_op {
+    hr_shard_t *home;
+    bool resync;
+    size_t name_len;
+    char name[];
+} presence_op_t;
+
+static presence_op_t *presence_op_new(hr_shard_t *home, const hr_chan_home_t *c, bool resync)
+{
+    presence_op_t *op = hr_malloc(sizeof(*op) + c->name_len + 1);
+    if (op) {
+        *op = (presence_op_t){.home = home, .resync = resync, .name_len = c->name_len};
+        memcpy(op->name, c->name, c->name_len + 1);
+    }
+    return op;
+}
+
+/* A failed write leaves the home dirty (kept, rewritten by the next resync); a confirmed
+ * resync makes it clean. Answers come in the order the writes were sent. */
+static void on_presence_written(void *ctx, const hr_cluster_reply_t *x)
+{
+    presence_op_t *op = ctx;
+    hr_chan_home_t *c = find_home(op->home, op->name, op->name_len);
+    bool ok = x && x->type == HR_CLUSTER_REPLY_INTEGER;
+    if (c && !ok)
+        c->presence_dirty = true;
+    else if (c && op->resync)
+        c->presence_dirty = false;
+    hr_free(op);
+}
+
 /* --redis: shared presence (src/cluster/scripts.c). The hash field is NODE:CLIENT; the
  * change is announced to the other nodes through the channel's Redis channel. While
- * Redis is down the change is only local; the reconnect rewrites this node's fields. */
-static void redis_presence(hr_shard_t *sh, const hr_chan_home_t *c, uint64_t client,
-                           const char *user, bool join)
+ * Redis is down the change is only local; the reconnect rewrites this node's fields
+ * (of every home still there: a dirty one is not freed before that). */
+static void redis_presence(hr_shard_t *sh, hr_chan_home_t *c, uint64_t client, const char *user,
+                           bool join)
 {
-    if (!hr_cluster_up(sh->srv))
+    if (!hr_cluster_up(sh->srv)) {
+        c->presence_dirty = true;
         return;
+    }
     const char *prefix = hr_cluster_prefix(sh->srv), *node = hr_cluster_node_id(sh->srv);
     char cid[24], keep[24];
     snprintf(cid, sizeof(cid), "%llu", (unsigned long long)client);
@@ -744,7 +790,14 @@ static void redis_presence(hr_shard_t *sh, const hr_chan_home_t *c, uint64_t cli
     size_t lens[8];
     for (int i = 0; i < 8; i++)
         lens[i] = i == 1 ? c->name_len : strlen(argv[i]);
-    hr_cluster_eval(sh, &hr_cluster_presence_script, 0, 8, argv, lens, NULL, NULL);
+    presence_op_t *op = presence_op_new(sh, c, false);
+    if (!op)
+        c->presence_dirty = true; /* the write goes out, its failure would go unnoticed */
+    if (hr_cluster_eval(sh, &hr_cluster_presence_script, 0, 8, argv, lens,
+                        op ? on_presence_written : NULL, op) != 0) {
+        hr_free(op);
+        c->presence_dirty = true;
+    }
 }
 
 typedef struct resync {
@@ -792,8 +845,10 @@ void hr_channels__presence_resync(void *ctx, void *arg)
                 hr_presence_foreach(&c->presence, resync_client, &w);
                 for (size_t i = 0; i < w.n; i++)
                     w.lens[i] = i == 1 ? c->name_len : strlen(w.argv[i]);
-                hr_cluster_eval(sh, &hr_cluster_presence_resync_script, 0, (int)w.n, w.argv, w.lens,
-                                NULL, NULL);
+                presence_op_t *op = presence_op_new(sh, c, true);
+                if (hr_cluster_eval(sh, &hr_cluster_presence_resync_script, 0, (int)w.n, w.argv,
+                                    w.lens, op ? on_presence_written : NULL, op) != 0)
+                    hr_free(op);
             }
             hr_free(w.argv);
             hr_free(w.lens);

@@ -24,6 +24,9 @@ typedef struct hr_chan_home {
      * are local only, under an epoch of their own (outage_epoch, "" when none). */
     uint64_t outage_next;
     char outage_epoch[13];
+    /* --redis: Redis may lack a presence change of this channel (made while it was down,
+     * or its write failed): the home is kept until a resync rewrote its fields. */
+    bool presence_dirty;
     size_t name_len;
     char name[];
 } hr_chan_home_t;
@@ -82,6 +85,11 @@ const hr_namespace_t *hr_channels_namespace(const hr_server_t *srv, const char *
 /* Publishes data (JSON text) to a valid channel name from shard sh; cb runs on sh with
  * the offset and epoch (or err). Permission checks are the caller's. Returns 0 or
  * HR_ENOMEM (cb not called). */
+/* cb's err with --redis when the publish script was sent but Redis did not answer (the
+ * command timeout, the connection lost): it may or may not have been published, so it
+ * is not delivered locally either. Tell the publisher to send it again (at-least-once).
+ * The value is -ETIMEDOUT. */
+#define HR_CHAN_EUNKNOWN (-110)
 int hr_channels_publish(hr_shard_t *sh, const char *name, size_t len, const char *data, size_t dlen,
                         hr_chan_publish_cb cb, void *ctx);
 

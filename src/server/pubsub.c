@@ -199,6 +199,10 @@ static void on_published(void *ctx, int err, uint64_t offset, const char *epoch)
         if (err == HR_EAGAIN) {
             reply_error(c, &o->id, HR_JP_UNAVAILABLE,
                         "server restarting: publish again after reconnecting");
+        } else if (err == HR_CHAN_EUNKNOWN) {
+            reply_error(c, &o->id, HR_JP_UNAVAILABLE,
+                        "Redis did not answer: the publish may or may not have happened; publish "
+                        "again to be sure");
         } else if (err) {
             reply_error(c, &o->id, HR_JP_INTERNAL, "could not publish");
         } else {

@@ -205,8 +205,13 @@ static void on_routed(void *ctx, int err, const char *errmsg)
 {
     sop_t *o = ctx;
     sess_t *ss = sop_sess(o);
-    if (err) /* HR_EAGAIN: handing over to a new process (handoff.c); going away */
-        sop_fail(o, ss, err == HR_EAGAIN ? 1001 : 1008,
+    /* HR_EAGAIN: handing over to a new process (handoff.c), going away; HR_CHAN_EUNKNOWN:
+     * Redis did not answer (docs/cluster.md), try again later. */
+    if (err)
+        sop_fail(o, ss,
+                 err == HR_EAGAIN          ? 1001
+                 : err == HR_CHAN_EUNKNOWN ? 1013
+                                           : 1008,
                  errmsg && *errmsg ? errmsg : "could not send");
     else
         sop_done(o, ss);

@@ -605,8 +605,11 @@ static void on_channel_published(void *ctx, int err, uint64_t offset, const char
     if (w->done)
         w->done(w->ctx, err,
                 err == HR_EAGAIN ? "server restarting: send again after reconnecting"
-                : err            ? "could not publish"
-                                 : "");
+                : err == HR_CHAN_EUNKNOWN
+                    ? "Redis did not answer: the message may or may not have been published; "
+                      "send again to be sure"
+                : err ? "could not publish"
+                      : "");
     hr_free(w);
 }
 

@@ -1,7 +1,8 @@
 // A throw-away redis-server for the cluster tests (tests/e2e/50-cluster).
 //
-//   startRedis()           -> spawn /usr/bin/redis-server on a free loopback port (no
-//                             persistence), wait until PING answers. Resolves to
+//   startRedis({args})     -> spawn /usr/bin/redis-server on a free loopback port (no
+//                             persistence; args: more redis-server arguments, e.g.
+//                             ['--enable-debug-command', 'local']), wait until PING answers. Resolves to
 //                             { port, url, proc, pid, stop(), kill(), restart(), cli() }.
 //   redisCli(port, ...a)   -> run /usr/bin/redis-cli -p port ...a; resolves to its stdout
 //                             (trimmed); rejects on a non-zero exit or an (error) reply.
@@ -80,10 +81,11 @@ function ping(port, ms = 500) {
   });
 }
 
-function spawnRedis(port) {
+function spawnRedis(port, args = []) {
   const proc = spawn(REDIS_SERVER, [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--protected-mode', 'no', '--daemonize', 'no', '--loglevel', 'warning', '--dir', '/tmp',
+    ...args,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   proc.log = '';
@@ -119,11 +121,11 @@ async function waitGone(proc, ms) {
  * Start redis-server on a free loopback port. Tries a few ports in case another process
  * grabs the chosen one between the probe and the bind.
  */
-export async function startRedis({ timeoutMs = 10000 } = {}) {
+export async function startRedis({ timeoutMs = 10000, args = [] } = {}) {
   let lastErr;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    const proc = spawnRedis(port);
+    const proc = spawnRedis(port, args);
     try {
       await waitReady(proc, port, timeoutMs);
     } catch (e) {
@@ -132,12 +134,12 @@ export async function startRedis({ timeoutMs = 10000 } = {}) {
       await waitGone(proc, 2000);
       continue;
     }
-    return makeHandle(proc, port, timeoutMs);
+    return makeHandle(proc, port, timeoutMs, args);
   }
   throw lastErr;
 }
 
-function makeHandle(first, port, timeoutMs) {
+function makeHandle(first, port, timeoutMs, args) {
   const r = {
     port,
     url: `redis://127.0.0.1:${port}/0`,
@@ -171,7 +173,7 @@ function makeHandle(first, port, timeoutMs) {
       // the port may sit in TIME_WAIT briefly; redis binds with SO_REUSEADDR, so retry
       // only for a real failure to start
       while (Date.now() < deadline) {
-        const p = spawnRedis(port);
+        const p = spawnRedis(port, args);
         try {
           await waitReady(p, port, Math.max(500, deadline - Date.now()));
           r.proc = p;
