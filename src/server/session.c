@@ -844,6 +844,16 @@ static bool find_token(const hr_http_request_t *req, hr_slice_t *tok)
     return false;
 }
 
+/* Parses again the request held in the head buffer while an asynchronous step ran (it
+ * was complete the first time): its length, or <= 0 if it was lost. */
+static ssize_t reparse(const hr_conn_t *c, hr_http_request_t *req, hr_http_header_t *headers)
+{
+    *req = (hr_http_request_t){.headers = headers, .num_headers = MAX_HEADERS};
+    int st;
+    return hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len, req,
+                                 &st);
+}
+
 typedef struct auth_op {
     hr_conn_t *c;
     uint32_t seq;
@@ -862,10 +872,8 @@ static void on_auth_answer(void *ctx, int status, hr_auth_grant_t *g, const char
         return;
     }
     hr_http_header_t headers[MAX_HEADERS];
-    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
-    int st;
-    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
-                                      &req, &st);
+    hr_http_request_t req;
+    ssize_t n = reparse(c, &req, headers);
     c->phase = HR_PHASE_HTTP;
     if (n <= 0) {
         hr_auth_grant_free(g);
@@ -1002,10 +1010,8 @@ static void on_cluster_user(void *ctx, int verdict)
     }
     hr_free(o);
     hr_http_header_t headers[MAX_HEADERS];
-    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
-    int st;
-    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
-                                      &req, &st);
+    hr_http_request_t req;
+    ssize_t n = reparse(c, &req, headers);
     c->phase = HR_PHASE_HTTP;
     c->dfl->user_redis = verdict > 0 ? HR_CLUSTER_USER_COUNTED : HR_CLUSTER_USER_LOCAL;
     if (n > 0 && verdict == 0) {
@@ -1335,10 +1341,8 @@ void hr_http_reply_token(hr_http_token_t t, int status, const char *content_type
         return;
     }
     hr_http_header_t headers[MAX_HEADERS];
-    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
-    int st;
-    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
-                                      &req, &st);
+    hr_http_request_t req;
+    ssize_t n = reparse(c, &req, headers);
     long long total = n > 0 ? front_len(c, &req, (size_t)n) : -1;
     bool keep = n > 0 && total >= 0 && wants_keep_alive(&req);
     c->phase = HR_PHASE_HTTP;
@@ -1360,10 +1364,9 @@ int hr_http_resume(hr_http_token_t t, hr_http_handler_fn fn, void *data)
         return HR_ECLOSED;
     hr_shard_t *sh = conn_shard(c);
     hr_http_header_t headers[MAX_HEADERS];
-    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
+    hr_http_request_t req;
+    ssize_t n = reparse(c, &req, headers);
     int st;
-    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
-                                      &req, &st);
     long long blen = -1, total = -1;
     if (n > 0 && c->dfl && c->dfl->body_chunked) { /* decoded in place behind the head */
         blen = (long long)c->dfl->chunked.body_len;
@@ -1541,10 +1544,8 @@ void hr_http_stream_end(hr_http_token_t t)
     /* The request is at the front of the head buffer (process_http kept it): drop it and
      * serve what was pipelined behind it. */
     hr_http_header_t headers[MAX_HEADERS];
-    hr_http_request_t req = {.headers = headers, .num_headers = MAX_HEADERS};
-    int st;
-    ssize_t n = hr_http_parse_request((const char *)c->u.head.data, c->u.head.len, c->u.head.len,
-                                      &req, &st);
+    hr_http_request_t req;
+    ssize_t n = reparse(c, &req, headers);
     long long total = n > 0 ? front_len(c, &req, (size_t)n) : -1;
     if (total < 0) {
         c->phase = HR_PHASE_CLOSING;

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import {
-  startHerald, runHerald, rawConnect, sleep, waitUntil, withTimeout,
+  startHerald, runHerald, rawConnect, sleep, waitUntil, withTimeout, freePort,
 } from '../helpers/herald.mjs';
 
 const CHANNEL = 'orders.1';
@@ -29,17 +29,6 @@ function tmpDir() {
 }
 
 /** A port that was free a moment ago (B must bind the same one as A, so not port 0). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** One POST; resolves to {status, body} or rejects on a connection error. Bounded. */
 function post(port, pathName, body, timeoutMs = 5000) {
   return new Promise((resolve, reject) => {

@@ -17,7 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { startHerald, withTimeout, waitUntil, patternBytes, sleep } from '../helpers/herald.mjs';
+import { startHerald, withTimeout, waitUntil, patternBytes, sleep, freePort } from '../helpers/herald.mjs';
 
 const CLIENT_ADDR = '127.0.0.2';
 
@@ -40,17 +40,6 @@ const skip = NGINX ? false
   : 'nginx is not installed (apt-get install nginx, or set HERALD_NGINX): reverse-proxy test skipped';
 
 /** A port that was free a moment ago on 127.0.0.1. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function canConnect(port) {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });

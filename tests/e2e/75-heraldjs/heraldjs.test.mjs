@@ -15,7 +15,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { Herald } from '../../../web/herald.js';
 import {
-  startHerald as start, sleep, waitUntil, withTimeout,
+  startHerald as start, sleep, waitUntil, withTimeout, freePort,
 } from '../helpers/herald.mjs';
 
 // Every server started here, checked at the end for sanitizer reports (ASan/UBSan builds).
@@ -83,17 +83,6 @@ function httpJson(port, method, p, body) {
     req.setTimeout(5000, () => req.destroy(new Error('request timed out')));
     req.on('error', reject);
     req.end(data || undefined);
-  });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
   });
 }
 

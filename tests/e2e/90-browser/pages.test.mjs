@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
-import { startHerald, sleep, withTimeout } from '../helpers/herald.mjs';
+import { startHerald, sleep, withTimeout, freePort } from '../helpers/herald.mjs';
 import { startRedis, haveRedis } from '../helpers/redis.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -63,17 +63,6 @@ async function publish(port, channel, data, key) {
     ...(key ? ['-H', `Authorization: Bearer ${key}`] : []), '-d', JSON.stringify({ channel, data })]);
   assert.equal(r.status, 200, `publish to ${channel}: ${r.body}`);
   return JSON.parse(r.body);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** A page with its problems (page errors, console errors) recorded for failure messages. */

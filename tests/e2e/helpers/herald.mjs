@@ -21,6 +21,19 @@ export const OP = Object.freeze({
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
+/** A TCP port free on 127.0.0.1 right now (for a server that must listen on a known port). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 export function heraldBin() {
   const bin = process.env.HERALD_BIN;
   if (!bin) {

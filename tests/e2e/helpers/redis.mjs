@@ -10,6 +10,7 @@
 //
 // Only PIDs spawned here are ever signalled. Every wait is bounded.
 
+import { freePort } from './herald.mjs';
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -36,17 +37,7 @@ process.on('exit', () => {
 });
 
 /** A port that was free a moment ago: bind port 0 on loopback, read it, release it. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** redis-cli -p port args...: stdout trimmed. Rejects on failure or an "(error)"/ERR reply. */
 export function redisCli(port, ...args) {
