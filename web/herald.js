@@ -962,6 +962,25 @@ class HttpFallback {
     }
   }
 
+  // The subclass says what it lacks (_unavailable) and how it begins receiving (_begin);
+  // with nothing to subscribe to, a probe stands in for the first answer.
+  start(token) {
+    this.token = token;
+    const missing = this._unavailable();
+    if (missing) {
+      this._fail(missing, true);
+      return;
+    }
+    if (this._channels().length === 0) {
+      this._probe().then(
+        () => this._opened(),
+        (e) => this._fail(e.message),
+      );
+      return;
+    }
+    this._begin();
+  }
+
   // Reachability check used when there is nothing to subscribe to: a GET without a
   // channel is answered 400 at once by a server that has the endpoint.
   async _probe() {
@@ -1058,19 +1077,11 @@ class SseTransport extends HttpFallback {
     this.reopenTimer = null;
   }
 
-  start(token) {
-    this.token = token;
-    if (!this.core._ES && typeof this.core._fetch !== 'function') {
-      this._fail('neither EventSource nor fetch', true);
-      return;
-    }
-    if (this._channels().length === 0) {
-      this._probe().then(
-        () => this._opened(),
-        (e) => this._fail(e.message),
-      );
-      return;
-    }
+  _unavailable() {
+    return !this.core._ES && typeof this.core._fetch !== 'function' ? 'neither EventSource nor fetch' : null;
+  }
+
+  _begin() {
     this._openStream();
   }
 
@@ -1268,19 +1279,11 @@ class PollTransport extends HttpFallback {
     this.changed = false;
   }
 
-  start(token) {
-    this.token = token;
-    if (typeof this.core._fetch !== 'function') {
-      this._fail('fetch is not available', true);
-      return;
-    }
-    if (this._channels().length === 0) {
-      this._probe().then(
-        () => this._opened(),
-        (e) => this._fail(e.message),
-      );
-      return;
-    }
+  _unavailable() {
+    return typeof this.core._fetch !== 'function' ? 'fetch is not available' : null;
+  }
+
+  _begin() {
     this._loop();
   }
 

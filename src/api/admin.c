@@ -35,6 +35,7 @@
 typedef struct top_chan {
     char *name;
     uint64_t subs;
+    const hr_topic_t *topic; /* while the shard walks its channels; name is copied after */
 } top_chan_t;
 
 typedef struct admin_gather {
@@ -45,7 +46,7 @@ typedef struct admin_gather {
     uint64_t posted_ns;
     struct admin_slot {
         hr_shard_stats_t stats;
-        uint64_t conns, queued, homes, topics, cpu_ns, lag_ns;
+        uint64_t conns, queued, homes, cpu_ns, lag_ns;
         top_chan_t top[TOP_PER_SHARD];
         size_t ntop;
     } slot[];
@@ -165,27 +166,36 @@ static void on_close(hr_conn_t *c, uint16_t code, const char *reason, size_t rea
 
 static const hr_route_callbacks_t feed_cb = {.on_open = on_open, .on_close = on_close};
 
-/* Keeps the shard's TOP_PER_SHARD channels by local subscribers. */
+/* Keeps the shard's TOP_PER_SHARD channels by local subscribers (their names are copied
+ * once the walk is over: only the final ones). */
 static void count_topic(hr_topic_t *tp, void *ctx)
 {
     struct admin_slot *s = ctx;
     uint64_t n = 0;
     for (hr_list_t *l = tp->subs.next; l != &tp->subs; l = l->next)
         n++;
-    s->topics++;
     size_t at = s->ntop;
     while (at > 0 && s->top[at - 1].subs < n)
         at--;
     if (at == TOP_PER_SHARD)
         return;
-    char *name = hr_strdup(tp->name);
-    if (!name)
-        return;
     if (s->ntop == TOP_PER_SHARD)
-        hr_free(s->top[--s->ntop].name);
+        s->ntop--;
     memmove(&s->top[at + 1], &s->top[at], (s->ntop - at) * sizeof(s->top[0]));
-    s->top[at] = (top_chan_t){name, n};
+    s->top[at] = (top_chan_t){.subs = n, .topic = tp};
     s->ntop++;
+}
+
+/* The slot's top list outlives the shard's channels: copies their names. */
+static void copy_top_names(struct admin_slot *s)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < s->ntop; i++) {
+        char *name = hr_strdup(s->top[i].topic->name);
+        if (name)
+            s->top[kept++] = (top_chan_t){.name = name, .subs = s->top[i].subs};
+    }
+    s->ntop = kept;
 }
 
 static void append_u64(hr_buf_t *b, const char *key, uint64_t v)
@@ -199,6 +209,11 @@ static int by_subs(const void *a, const void *b)
     if (x->subs != y->subs)
         return x->subs < y->subs ? 1 : -1;
     return strcmp(x->name, y->name);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const top_chan_t *)a)->name, ((const top_chan_t *)b)->name);
 }
 
 static void encode(hr_buf_t *b, admin_gather_t *g)
@@ -277,14 +292,11 @@ static void encode(hr_buf_t *b, admin_gather_t *g)
         for (size_t j = 0; j < g->slot[i].ntop; j++)
             all[k++] = g->slot[i].top[j];
     if (all)
-        qsort(all, k, sizeof(*all), by_subs);
+        qsort(all, k, sizeof(*all), by_name);
     size_t merged = 0;
     for (size_t i = 0; all && i < k; i++) {
-        size_t j = 0;
-        while (j < merged && strcmp(all[j].name, all[i].name) != 0)
-            j++;
-        if (j < merged)
-            all[j].subs += all[i].subs;
+        if (merged && strcmp(all[merged - 1].name, all[i].name) == 0)
+            all[merged - 1].subs += all[i].subs;
         else
             all[merged++] = all[i];
     }
@@ -338,6 +350,7 @@ static void gather_here(void *ctx, void *arg)
     s->stats = sh->stats;
     s->homes = sh->nhomes;
     hr_topics_foreach(&sh->chan_subs, count_topic, s);
+    copy_top_names(s);
     if (atomic_fetch_sub(&g->pending, 1) == 1)
         hr_server__run_on(sh, g->origin, gather_finish, g);
 }

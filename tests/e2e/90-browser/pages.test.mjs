@@ -78,12 +78,12 @@ async function openPage(url, { viewport = DESKTOP, init } = {}) {
   return { page, context, problems };
 }
 
+// Saving each page's screenshot is part of what the tests check: a failure fails the test.
 async function screenshot(p, file) {
-  try {
-    await withTimeout(p.page.screenshot({ path: path.join(artifactsDir, file), fullPage: true }), WAIT_MS, 'screenshot');
-  } catch (e) {
-    console.error(`could not save ${file}: ${e.message}`);
-  }
+  const to = path.join(artifactsDir, file);
+  fs.rmSync(to, { force: true });
+  await withTimeout(p.page.screenshot({ path: to, fullPage: true }), WAIT_MS, `screenshot ${file}`);
+  assert.ok(fs.statSync(to).size > 0, `${file} saved`);
 }
 
 const items = (page, sel) => page.$$eval(`${sel} li`, (lis) => lis.map((li) => li.textContent.replace(/\s+/g, ' ').trim()));
