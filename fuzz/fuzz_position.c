@@ -36,7 +36,7 @@ static void check_position(const char *s, size_t size)
             if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
                 abort();
         }
-        if (hr_position_append(&b, e[i].channel, e[i].offset, e[i].epoch) != 0)
+        if (hr_position_append(&b, 0, e[i].channel, e[i].offset, e[i].epoch) != 0)
             abort();
     }
     /* Leading zeros in an offset are the one thing the canonical form drops. */

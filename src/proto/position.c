@@ -61,10 +61,11 @@ int hr_position_parse(const char *s, size_t len, hr_position_entry_t *out, size_
     }
 }
 
-int hr_position_append(hr_buf_t *b, hr_slice_t channel, uint64_t offset, hr_slice_t epoch)
+int hr_position_append(hr_buf_t *b, size_t from, hr_slice_t channel, uint64_t offset,
+                       hr_slice_t epoch)
 {
     size_t mark = b->len;
-    int rc = b->len ? hr_buf_append(b, ",", 1) : 0;
+    int rc = b->len > from ? hr_buf_append(b, ",", 1) : 0;
     if (rc == 0)
         rc = hr_buf_append(b, channel.ptr, channel.len);
     if (rc == 0)

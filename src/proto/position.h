@@ -27,8 +27,10 @@ typedef struct hr_position_entry {
  * 2^53 - 1, an epoch not [a-z0-9]+ or too long) or HR_ENOBUFS (more than max entries). */
 int hr_position_parse(const char *s, size_t len, hr_position_entry_t *out, size_t max);
 
-/* Appends one entry to b, preceded by ',' unless b is empty. 0 or HR_ENOMEM. */
-int hr_position_append(hr_buf_t *b, hr_slice_t channel, uint64_t offset, hr_slice_t epoch);
+/* Appends one entry to b, preceded by ',' when b holds more than its first `from` bytes
+ * (the position string starts at b->data + from). 0 or HR_ENOMEM (b unchanged). */
+int hr_position_append(hr_buf_t *b, size_t from, hr_slice_t channel, uint64_t offset,
+                       hr_slice_t epoch);
 
 /* The next "name=value" (or bare "name") parameter of query q[0..len) from *pos, which
  * it advances; empty parameters ("a=1&&b=2") are skipped. false at the end. Name and

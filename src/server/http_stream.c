@@ -83,6 +83,7 @@ struct hs {
     uint32_t timeout_ms;
     hr_timer_t timer; /* SSE: keep-alive and token expiry; poll: timeout, or answer now */
     hr_buf_t pre;     /* SSE: events before ready; poll: the messages, comma-separated */
+    hr_buf_t head;    /* SSE: the private part of the event being written, kept between */
     size_t nmsgs;
     size_t nch;
     chan_t ch[];
@@ -465,6 +466,7 @@ static void hs_free(hs_t *hs)
     held_release(hs->sh, &hs->held);
     hr_auth_grant_free(hs->held.grant);
     hr_buf_deinit(&hs->pre);
+    hr_buf_deinit(&hs->head);
     hr_free(hs);
 }
 
@@ -502,22 +504,17 @@ static void finish(hs_t *hs)
     on_close(hs);
 }
 
-/* The position string of every channel whose position is known. */
+/* Appends the position string of every channel whose position is known. */
 static int append_position(hr_buf_t *b, const hs_t *hs)
 {
     size_t mark = b->len;
-    hr_buf_t tmp;
-    hr_buf_init(&tmp);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < hs->nch; i++) {
         const chan_t *ch = &hs->ch[i];
         if (!ch->pattern && ch->known)
-            rc = hr_position_append(&tmp, hr_slice(ch->name, ch->len), ch->offset,
+            rc = hr_position_append(b, mark, hr_slice(ch->name, ch->len), ch->offset,
                                     hr_slice(ch->epoch, strlen(ch->epoch)));
     }
-    if (rc == 0 && tmp.len)
-        rc = hr_buf_append(b, tmp.data, tmp.len);
-    hr_buf_deinit(&tmp);
     if (rc)
         b->len = mark;
     return rc;
@@ -607,51 +604,52 @@ static void sse_event(hs_t *hs, const char *event, bool with_id, hr_frame_t *f, 
     }
     const uint8_t *payload = f->plain->data + f->hdr_len;
     size_t plen = f->payload_len;
-    hr_buf_t head;
-    hr_buf_init(&head);
+    /* The head is built in the request's own buffer, reused from event to event: no
+     * allocation per recipient once it has grown to an event's head. */
+    hr_buf_t *head = &hs->head;
+    head->len = 0;
     int rc = 0;
     if (event)
-        rc = hr_buf_appendf(&head, "event: %s\n", event);
+        rc = hr_buf_appendf(head, "event: %s\n", event);
     if (rc == 0 && with_id) {
-        rc = hr_buf_append_str(&head, "id: ");
+        rc = hr_buf_append_str(head, "id: ");
         if (rc == 0)
-            rc = append_position(&head, hs);
+            rc = append_position(head, hs);
         if (rc == 0)
-            rc = hr_buf_append(&head, "\n", 1);
+            rc = hr_buf_append(head, "\n", 1);
     }
     if (rc == 0)
-        rc = hr_buf_append_str(&head, "data: ");
+        rc = hr_buf_append_str(head, "data: ");
     /* JSON has line breaks only between tokens, where a space means the same: a payload
      * with any is sent as a private copy on one line (SSE ends a data line there). */
     bool flat = !memchr(payload, '\n', plen) && !memchr(payload, '\r', plen);
     if (rc == 0 && (!flat || !hs->ready)) {
-        size_t at = head.len;
-        rc = hr_buf_append(&head, payload, plen);
-        for (size_t i = at; rc == 0 && i < head.len; i++)
-            if (head.data[i] == '\n' || head.data[i] == '\r')
-                head.data[i] = ' ';
+        size_t at = head->len;
+        rc = hr_buf_append(head, payload, plen);
+        for (size_t i = at; rc == 0 && i < head->len; i++)
+            if (head->data[i] == '\n' || head->data[i] == '\r')
+                head->data[i] = ' ';
         if (rc == 0)
-            rc = hr_buf_append(&head, "\n\n", 2);
+            rc = hr_buf_append(head, "\n\n", 2);
     }
-    if (rc != 0) {
-        hr_buf_deinit(&head);
+    if (rc != 0)
         return;
-    }
     if (!hs->ready) {
         /* Ended when ready, not here: a fan-out may be walking this subscription's list. */
-        if (hs->overflow || hs->pre.len + head.len > hs->sh->srv->opt.max_backlog ||
-            hr_buf_append(&hs->pre, head.data, head.len) != 0)
+        if (hs->overflow || hs->pre.len + head->len > hs->sh->srv->opt.max_backlog ||
+            hr_buf_append(&hs->pre, head->data, head->len) != 0)
             hs->overflow = true;
         else if (with_id)
             hs->sh->stats.stream_messages_out++;
     } else if (flat) {
-        if (hr_http_stream_write_shared(hs->tok, head.data, head.len, f->plain, f->hdr_len,
+        if (hr_http_stream_write_shared(hs->tok, head->data, head->len, f->plain, f->hdr_len,
                                         f->hdr_len + plen, "\n\n", 2) == 0)
             hs->sh->stats.stream_messages_out++;
-    } else if (hr_http_stream_write(hs->tok, head.data, head.len) == 0) {
+    } else if (hr_http_stream_write(hs->tok, head->data, head->len) == 0) {
         hs->sh->stats.stream_messages_out++;
     }
-    hr_buf_deinit(&head);
+    if (head->cap > 4096)
+        hr_buf_deinit(head); /* a large private copy: not kept for the next event */
 }
 
 /* Records a message of channel ch (NULL: came through a pattern) and passes it on. */

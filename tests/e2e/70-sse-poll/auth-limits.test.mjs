@@ -5,117 +5,16 @@
 // cleanly, so that it reconnects with Last-Event-ID and recovers from history.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { startHerald, withTimeout, waitUntil, sleep } from '../helpers/herald.mjs';
 import { SKIP, startCluster } from '../50-cluster/cluster-helpers.mjs';
+import { SECRET, jwt, stopClean, request as httpRequest, sse } from './sse-helpers.mjs';
 
-const SECRET = 'e2e-secret-0123456789-abcdefghij';
-const b64u = (b) => Buffer.from(b).toString('base64url');
-function jwt(claims) {
-  const input = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64u(JSON.stringify(claims))}`;
-  return `${input}.${b64u(crypto.createHmac('sha256', SECRET).update(input).digest())}`;
-}
-
-const agent = new http.Agent({ keepAlive: false });
-
-async function stopClean(srv) {
-  if (!srv) return;
-  await srv.stop();
-  assert.doesNotMatch(srv.stderr(), /runtime error|AddressSanitizer|LeakSanitizer/, srv.stderr().slice(-4000));
-}
-
-/** One HTTP request; resolves {status, headers, body, json}. */
-function request(port, method, path, { body, headers = {}, ms = 15000 } = {}) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent,
-      headers: { ...headers, ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}) } },
-    (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => {
-        let json;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, body: text, json });
-      });
-    });
-    req.on('error', reject);
-    if (data !== undefined) req.write(data);
-    req.end();
-  }), ms, `${method} ${path}`);
-}
-
-/** An SSE stream: {status, events, messages(), waitFor(pred), close(), ended, clean}; for
- * a status other than 200, {status, headers, json} once the body is in. clean: the body
- * ended with its last chunk (not a dropped connection). */
-function sse(port, query, { headers = {} } = {}) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: `/sse?${query}`, agent,
-      headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-      if (res.statusCode !== 200) {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => { body += d; });
-        res.on('end', () => {
-          let json;
-          try { json = JSON.parse(body); } catch { /* not JSON */ }
-          resolve({ status: res.statusCode, headers: res.headers, body, json });
-        });
-        return;
-      }
-      const s = { res, req, status: 200, headers: res.headers, events: [], ended: false, clean: false, lastId: null };
-      let buf = '';
-      let cur = { event: 'message', data: [], id: undefined };
-      res.setEncoding('utf8');
-      res.on('data', (d) => {
-        buf += d;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (line === '') {
-            if (cur.data.length) {
-              let json;
-              try { json = JSON.parse(cur.data.join('\n')); } catch { /* not JSON */ }
-              if (cur.id !== undefined) s.lastId = cur.id;
-              s.events.push({ event: cur.event, id: cur.id, json });
-            }
-            cur = { event: 'message', data: [], id: undefined };
-          } else if (!line.startsWith(':')) {
-            const c = line.indexOf(':');
-            const field = c < 0 ? line : line.slice(0, c);
-            const value = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
-            if (field === 'data') cur.data.push(value);
-            else if (field === 'event') cur.event = value;
-            else if (field === 'id') cur.id = value;
-          }
-        }
-      });
-      res.on('end', () => { s.ended = true; s.clean = true; });
-      res.on('aborted', () => { s.ended = true; });
-      res.on('error', () => { s.ended = true; });
-      res.on('close', () => { s.ended = true; });
-      s.waitFor = async (pred, ms = 5000, what = 'event') => {
-        const deadline = Date.now() + ms;
-        for (;;) {
-          const e = s.events.find(pred);
-          if (e) return e;
-          if (s.ended) throw new Error(`stream ended waiting for ${what}`);
-          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-          await sleep(20);
-        }
-      };
-      s.messages = () => s.events.filter((e) => e.event === 'message').map((e) => e.json);
-      s.close = () => { req.destroy(); };
-      resolve(s);
-    });
-    req.on('error', reject);
-  }), 10000, `GET /sse?${query}`);
-}
+/** One HTTP request, a body sent as JSON; resolves {status, headers, body, json}. */
+const request = (port, method, path, o = {}) =>
+  httpRequest(port, method, path, { type: 'application/json', ms: 15000, ...o });
 
 /** A WebSocket handshake: {ws} when open, {status, headers, body} when refused. */
 function wsConnect(url) {

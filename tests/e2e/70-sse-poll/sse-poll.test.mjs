@@ -1,125 +1,17 @@
 // The fallback transports (docs/sse-poll.md): /sse (Server-Sent Events) and /poll
-// (long-polling) on the channels of /pubsub, publishing with POST to either path. A small
-// SSE reader over node:http (Node has no EventSource) so that Last-Event-ID, pausing and
-// raw framing are under the test's control.
+// (long-polling) on the channels of /pubsub, publishing with POST to either path. The SSE
+// reader is in sse-helpers.mjs.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import WebSocket from 'ws';
-import { startHerald, withTimeout, waitUntil, sleep } from '../helpers/herald.mjs';
-
-const SECRET = 'e2e-secret-0123456789-abcdefghij';
-const b64u = (b) => Buffer.from(b).toString('base64url');
-function jwt(claims) {
-  const input = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64u(JSON.stringify(claims))}`;
-  return `${input}.${b64u(crypto.createHmac('sha256', SECRET).update(input).digest())}`;
-}
-
-const agent = new http.Agent({ keepAlive: false });
-
-/** Stops srv and checks that no sanitizer spoke (the suite also runs under ASan+UBSan). */
-async function stopClean(srv) {
-  if (!srv) return undefined;
-  const code = await srv.stop();
-  assert.doesNotMatch(srv.stderr(), /runtime error|AddressSanitizer|LeakSanitizer/, srv.stderr().slice(-4000));
-  return code;
-}
-
-/** One HTTP request; resolves {status, headers, body, json}. */
-function request(port, method, path, { body, headers = {} } = {}) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent,
-      headers: { ...headers, ...(data !== undefined ? { 'content-length': Buffer.byteLength(data) } : {}) } },
-    (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => {
-        let json;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, body: text, json });
-      });
-    });
-    req.on('error', reject);
-    if (data !== undefined) req.write(data);
-    req.end();
-  }), 70000, `${method} ${path}`);
-}
+import { startHerald, waitUntil, sleep } from '../helpers/herald.mjs';
+import { SECRET, jwt, stopClean, request, sse } from './sse-helpers.mjs';
 
 const publish = (port, channel, data, extra = {}) =>
   request(port, 'POST', '/sse', { body: { channel, data, ...extra }, headers: { 'content-type': 'application/json' } });
-
-/** An SSE stream: collects parsed events ({event, id, data, json}); next(pred) waits for one. */
-function sse(port, query, { headers = {} } = {}) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: `/sse?${query}`, agent,
-      headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-      const s = { res, req, status: res.statusCode, headers: res.headers, events: [], comments: [],
-        raw: '', ended: false, lastId: null };
-      let buf = '';
-      let cur = { event: 'message', data: [], id: undefined };
-      const waiters = [];
-      const wake = () => { for (const w of waiters.splice(0)) w(); };
-      res.setEncoding('utf8');
-      res.on('data', (d) => {
-        s.raw += d;
-        buf += d;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (line === '') {
-            if (cur.data.length) {
-              const data = cur.data.join('\n');
-              let json;
-              try { json = JSON.parse(data); } catch { /* not JSON */ }
-              if (cur.id !== undefined) s.lastId = cur.id;
-              s.events.push({ event: cur.event, id: cur.id, data, json });
-            }
-            cur = { event: 'message', data: [], id: undefined };
-          } else if (line.startsWith(':')) {
-            s.comments.push(line);
-          } else {
-            const c = line.indexOf(':');
-            const field = c < 0 ? line : line.slice(0, c);
-            const value = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
-            if (field === 'data') cur.data.push(value);
-            else if (field === 'event') cur.event = value;
-            else if (field === 'id') cur.id = value;
-            else if (field === 'retry') s.retry = Number(value);
-          }
-        }
-        wake();
-      });
-      res.on('end', () => { s.ended = true; wake(); });
-      res.on('error', () => { s.ended = true; wake(); });
-      s.waitFor = async (pred, ms = 5000, what = 'event') => {
-        const deadline = Date.now() + ms;
-        for (;;) {
-          const e = s.events.find(pred);
-          if (e) return e;
-          if (s.ended) throw new Error(`stream ended waiting for ${what}; raw: ${s.raw.slice(-500)}`);
-          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; raw: ${s.raw.slice(-500)}`);
-          await new Promise((r) => { waiters.push(r); setTimeout(r, 50); });
-        }
-      };
-      s.messages = () => s.events.filter((e) => e.event === 'message').map((e) => e.json);
-      s.close = () => { req.destroy(); };
-      if (res.statusCode !== 200) {
-        let body = '';
-        res.on('data', (d) => { body += d; });
-        res.on('end', () => resolve({ ...s, body, json: (() => { try { return JSON.parse(body); } catch { return undefined; } })() }));
-        return;
-      }
-      resolve(s);
-    });
-    req.on('error', reject);
-  }), 10000, `GET /sse?${query}`);
-}
 
 describe('SSE and long-polling', () => {
   let srv;

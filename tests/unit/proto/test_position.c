@@ -112,14 +112,21 @@ static void test_position_append_round_trips(void **state)
     (void)state;
     hr_buf_t b;
     hr_buf_init(&b);
-    assert_int_equal(hr_position_append(&b, hr_slice("x:y", 3), 5, hr_slice("ab1", 3)), 0);
-    assert_int_equal(hr_position_append(&b, hr_slice("z", 1), 0, hr_slice("q", 1)), 0);
+    assert_int_equal(hr_position_append(&b, 0, hr_slice("x:y", 3), 5, hr_slice("ab1", 3)), 0);
+    assert_int_equal(hr_position_append(&b, 0, hr_slice("z", 1), 0, hr_slice("q", 1)), 0);
     assert_int_equal(b.len, strlen("x:y:5:ab1,z:0:q"));
     assert_memory_equal(b.data, "x:y:5:ab1,z:0:q", b.len);
     hr_position_entry_t e[2];
     assert_int_equal(hr_position_parse((const char *)b.data, b.len, e, 2), 2);
     assert_entry(&e[0], "x:y", 5, "ab1");
     assert_entry(&e[1], "z", 0, "q");
+    /* After a prefix: no ',' before the first entry past `from`, one before the next. */
+    b.len = 0;
+    assert_int_equal(hr_buf_append(&b, "id: ", 4), 0);
+    assert_int_equal(hr_position_append(&b, 4, hr_slice("a", 1), 1, hr_slice("e", 1)), 0);
+    assert_int_equal(hr_position_append(&b, 4, hr_slice("b", 1), 2, hr_slice("e", 1)), 0);
+    assert_int_equal(b.len, strlen("id: a:1:e,b:2:e"));
+    assert_memory_equal(b.data, "id: a:1:e,b:2:e", b.len);
     hr_buf_deinit(&b);
 }
 
