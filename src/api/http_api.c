@@ -153,24 +153,16 @@ typedef struct pub_slot {
 
 static void batch_done(pub_batch_t *b, bool single)
 {
-    if (b->unavailable) {
-        /* Nothing was published by this process after the handoff began: retrying (on
-         * the new process, same address) publishes exactly once. */
-        hr_buf_t e;
-        hr_buf_init(&e);
-        error_body(&e, "unavailable", "server restarting: publish again");
-        hr_http_reply_token(b->tok, 503, JSON_TYPE, e.data, e.len, "Retry-After: 1\r\n");
-        hr_buf_deinit(&e);
-        batch_free(b);
-        return;
-    }
-    if (b->unknown) {
-        /* Redis may or may not have published: sending again is at-least-once. */
+    if (b->unavailable || b->unknown) {
+        /* unavailable: nothing was published by this process after the handoff began, so
+         * retrying (on the new process, same address) publishes exactly once. unknown:
+         * Redis may or may not have published, so sending again is at-least-once. */
         hr_buf_t e;
         hr_buf_init(&e);
         error_body(&e, "unavailable",
-                   "Redis did not answer: the publish may or may not have happened; publish "
-                   "again to be sure");
+                   b->unavailable ? "server restarting: publish again"
+                                  : "Redis did not answer: the publish may or may not have "
+                                    "happened; publish again to be sure");
         hr_http_reply_token(b->tok, 503, JSON_TYPE, e.data, e.len, "Retry-After: 1\r\n");
         hr_buf_deinit(&e);
         batch_free(b);
@@ -1001,7 +993,7 @@ static void api_stomp_send(hr_http_ctx_t *x)
     if (t) {
         *t = hr_http_defer(x);
         rc = hr_stomp_route(conn_shard(x->c), json_string_value(jd), json_string_length(jd), ctype,
-                            ctype ? strlen(ctype) : 0, h, n, body, blen, false, on_stomp_sent, t,
+                            ctype ? strlen(ctype) : 0, h, n, body, blen, NULL, on_stomp_sent, t,
                             &err);
     }
     if (rc) {

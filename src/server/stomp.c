@@ -920,7 +920,7 @@ static int route_answer(hr_shard_t *sh, json_t *msg, const char *app_dest, const
     hr_stomp_header_t h[64];
     size_t n = hr_stomp_headers_from_json(jh, h, 64);
     int rc = hr_stomp_route(sh, dest, strlen(dest), ctype, ctype ? strlen(ctype) : 0, h, n, body,
-                            blen, false, NULL, NULL, err);
+                            blen, NULL, NULL, NULL, err);
     free(text);
     return rc;
 }
@@ -1079,21 +1079,12 @@ static void do_send(sess_t *ss, const hr_stomp_frame_t *f)
         do_app(ss, f, dest);
         return;
     }
-    if (dest->len > 7 && memcmp(dest->ptr, "/topic/", 7) == 0 &&
-        hr_channel_name_valid((const char *)dest->ptr + 7, dest->len - 7)) {
-        const char *name = (const char *)dest->ptr + 7;
-        const hr_namespace_t *ns = hr_channels_namespace(sess_shard(ss)->srv, name, dest->len - 7);
-        if (!hr_auth_may_publish(hr_conn_grant(ss->c), ns, name, dest->len - 7)) {
-            fail(ss, 1008, "not allowed", f);
-            return;
-        }
-    }
     const hr_slice_t *ct = hr_stomp_header_get(f, "content-type");
     sop_t *o = sop_new(ss, f);
     const char *err = "out of memory";
     int rc = o ? hr_stomp_route(sess_shard(ss), dest->ptr, dest->len, ct ? ct->ptr : NULL,
                                 ct ? ct->len : 0, f->headers, f->nheaders, f->body.ptr, f->body.len,
-                                true, on_routed, o, &err)
+                                ss->c, on_routed, o, &err)
                : HR_ENOMEM;
     if (rc) {
         hr_free(o);

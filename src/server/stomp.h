@@ -40,12 +40,14 @@ hr_topics_t *hr_stomp_users(hr_shard_t *sh);
 /* Route results arrive on the calling shard: err 0, or an error with a message. */
 typedef void (*hr_stomp_done_fn)(void *ctx, int err, const char *errmsg);
 
-/* Routes a message to dest from shard sh. from_client applies client permissions
- * (namespaces with publish=off). content_type may be NULL. Returns 0 (done runs later on
- * sh, if not NULL) or a negative error with *errmsg (done not called). */
+/* Routes a message to dest from shard sh. A client connection (NULL: the server itself,
+ * the HTTP API, a backend's answer) gets its publish permissions applied to /topic/
+ * (hr_auth_may_publish: publish=off, access, its channels claim). content_type may be
+ * NULL. Returns 0 (done runs later on sh, if not NULL) or a negative error with *errmsg
+ * (done not called). */
 int hr_stomp_route(hr_shard_t *sh, const char *dest, size_t dlen, const char *ctype,
                    size_t ctype_len, const hr_stomp_header_t *extra, size_t nextra,
-                   const void *body, size_t blen, bool from_client, hr_stomp_done_fn done,
+                   const void *body, size_t blen, const hr_conn_t *client, hr_stomp_done_fn done,
                    void *ctx, const char **errmsg);
 
 /* The string members of a JSON object (jansson json_t *, or NULL) as headers, at most cap;

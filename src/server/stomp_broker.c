@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/grant.h"
 #include "base/alloc.h"
 #include "base/hash.h"
 #include "base/log.h"
@@ -614,7 +615,7 @@ static void on_channel_published(void *ctx, int err, uint64_t offset, const char
 }
 
 static int route_topic(hr_shard_t *sh, const char *name, size_t len, const char *ctype,
-                       size_t ctype_len, const void *body, size_t blen, bool from_client,
+                       size_t ctype_len, const void *body, size_t blen, const hr_conn_t *client,
                        hr_stomp_done_fn done, void *ctx, const char **errmsg)
 {
     if (!hr_channel_name_valid(name, len)) {
@@ -622,8 +623,9 @@ static int route_topic(hr_shard_t *sh, const char *name, size_t len, const char 
                                                       : "invalid topic name";
         return HR_EINVAL;
     }
-    if (from_client && !hr_channels_namespace(sh->srv, name, len)->client_publish) {
-        *errmsg = "clients may not publish to this destination";
+    if (client && !hr_auth_may_publish(hr_conn_grant(client),
+                                       hr_channels_namespace(sh->srv, name, len), name, len)) {
+        *errmsg = "not allowed";
         return HR_ESTATE;
     }
     hr_buf_t data;
@@ -660,12 +662,12 @@ static bool user_name_valid(const char *s, size_t n)
 
 int hr_stomp_route(hr_shard_t *sh, const char *dest, size_t dlen, const char *ctype,
                    size_t ctype_len, const hr_stomp_header_t *extra, size_t nextra,
-                   const void *body, size_t blen, bool from_client, hr_stomp_done_fn done,
+                   const void *body, size_t blen, const hr_conn_t *client, hr_stomp_done_fn done,
                    void *ctx, const char **errmsg)
 {
     if (dlen > 7 && memcmp(dest, "/topic/", 7) == 0)
-        return route_topic(sh, dest + 7, dlen - 7, ctype, ctype_len, body, blen, from_client, done,
-                           ctx, errmsg);
+        return route_topic(sh, dest + 7, dlen - 7, ctype, ctype_len, body, blen, client, done, ctx,
+                           errmsg);
     bool queue = dlen > 7 && memcmp(dest, "/queue/", 7) == 0;
     bool user = dlen > 6 && memcmp(dest, "/user/", 6) == 0;
     if (!queue && !user) {
@@ -756,7 +758,7 @@ static void any_send_at(void *ctx, void *arg)
     any_send_t *a = arg;
     const char *err = NULL;
     if (hr_stomp_route(sh, a->buf, a->dlen, a->has_ctype ? a->buf + a->dlen : NULL, a->clen, NULL,
-                       0, a->buf + a->dlen + a->clen, a->blen, false, NULL, NULL, &err) != 0)
+                       0, a->buf + a->dlen + a->clen, a->blen, NULL, NULL, NULL, &err) != 0)
         hr_log_warn("stomp: hr_stomp_send to %.*s: %s", (int)a->dlen, a->buf, err);
     hr_free(a);
 }
@@ -770,7 +772,7 @@ int hr_stomp_send(hr_server_t *s, const char *destination, const char *content_t
     if (sh && sh->srv == s) {
         const char *err = NULL;
         int rc = hr_stomp_route(sh, destination, strlen(destination), content_type,
-                                content_type ? strlen(content_type) : 0, NULL, 0, body, len, false,
+                                content_type ? strlen(content_type) : 0, NULL, 0, body, len, NULL,
                                 NULL, NULL, &err);
         return rc == HR_ESTATE ? HR_EINVAL : rc;
     }

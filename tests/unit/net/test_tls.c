@@ -194,6 +194,16 @@ static void world_pair(world_t *w, SSL_CTX *cctx, const char *name, int sndbuf)
 
 typedef bool (*cond_fn)(world_t *w);
 
+/* A TLS server peer whose client is a plain socket: its fd, for the test to drive. */
+static int world_raw_client(world_t *w)
+{
+    world_init(w, 65536);
+    int fds[2];
+    socket_pair(fds, 0);
+    start_peer(w, &w->server, fds[0], server_ctx, NULL);
+    return fds[1];
+}
+
 /* Runs the loop until cond holds; fails after 10 s. */
 static void run_until(world_t *w, cond_fn cond)
 {
@@ -351,10 +361,7 @@ static void test_tls_silent_peer_is_cut_off_by_the_timer(void **state)
 {
     (void)state;
     world_t w;
-    world_init(&w, 65536);
-    int fds[2];
-    socket_pair(fds, 0);
-    start_peer(&w, &w.server, fds[0], server_ctx, NULL);
+    int peer = world_raw_client(&w);
     hr_loop_update_time(&w.loop);
     hr_sock_timer(&w.server.sock, 100); /* the handshake timeout */
     uint64_t t0 = hr_clock_ms();
@@ -362,8 +369,8 @@ static void test_tls_silent_peer_is_cut_off_by_the_timer(void **state)
     assert_true(w.server.timer_fired);
     assert_true(hr_clock_ms() - t0 < 5000);
     char c;
-    assert_int_equal(read(fds[1], &c, 1), 0); /* EOF: the server's side is closed */
-    close(fds[1]);
+    assert_int_equal(read(peer, &c, 1), 0); /* EOF: the server's side is closed */
+    close(peer);
     world_deinit(&w);
 }
 
@@ -376,21 +383,18 @@ static void test_tls_plain_http_request_gets_400(void **state)
 {
     (void)state;
     world_t w;
-    world_init(&w, 65536);
-    int fds[2];
-    socket_pair(fds, 0);
-    start_peer(&w, &w.server, fds[0], server_ctx, NULL);
+    int peer = world_raw_client(&w);
     static const char req[] = "GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    assert_int_equal(write(fds[1], req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+    assert_int_equal(write(peer, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
     run_until(&w, server_eof);
     assert_int_equal(w.server.eof_err, HR_EPROTO);
     for (int i = 0; i < 20; i++)
         hr_loop_run_once(&w.loop, 5);
     char buf[512] = {0};
-    ssize_t n = read(fds[1], buf, sizeof(buf) - 1);
+    ssize_t n = read(peer, buf, sizeof(buf) - 1);
     assert_true(n > 12);
     assert_memory_equal(buf, "HTTP/1.1 400", 12);
-    close(fds[1]); /* the lingering server sees EOF */
+    close(peer); /* the lingering server sees EOF */
     run_until(&w, server_freed);
     world_deinit(&w);
 }
