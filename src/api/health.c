@@ -6,9 +6,8 @@
  * /readyz is readiness: 200 while the server accepts and every worker runs, 503 from the
  * moment a shutdown starts (SIGTERM, hr_server_stop), so a load balancer takes the node
  * out of rotation while its clients drain. */
-#include <string.h>
-
 #include <stdio.h>
+#include <string.h>
 
 #include "api/api.h"
 #include "cluster/cluster.h"
